@@ -1,0 +1,354 @@
+"""Structured configuration for every `ser` command.
+
+One tree of dataclasses is the schema; YAML files under `configs/` and `sweeps/` hold only differences
+from it, and dotted `key=value` overrides go last. OmegaConf rejects an unknown key or a wrong type at
+load time, and `load_config` re-raises that as a `ConfigError` naming the key, so a typo in a sweep
+never silently trains the default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key."""
+
+
+@dataclass
+class CorpusSpec:
+    """One corpus to read: its adapter name, its root folder and adapter options."""
+
+    name: str = "synthetic"  # ravdess | crema_d | tess | folder | synthetic
+    root: Optional[str] = None  # not needed for synthetic
+    speaker_regex: Optional[str] = None  # folder layout: regex with a group named `speaker`
+    label_map: Dict[str, str] = field(default_factory=dict)  # corpus label -> harmonised label
+
+
+@dataclass
+class SyntheticConfig:
+    """The procedurally generated corpus: the embedded default and the tests' data."""
+
+    speakers: int = 8
+    per_label: int = 8  # utterances per (speaker, label)
+    labels: List[str] = field(
+        default_factory=lambda: ["neutral", "happy", "sad", "angry", "fearful", "disgust"]
+    )
+    duration: float = 2.0  # mean seconds per utterance (tempo changes it per class)
+    sample_rate: int = 16000
+    seed: int = 0
+    variability: float = 1.0  # scale of per-utterance randomness: higher = classes overlap more
+
+
+@dataclass
+class AudioConfig:
+    """How a file becomes a fixed-length waveform."""
+
+    sample_rate: int = 16000
+    duration: float = 3.0  # seconds after crop/pad
+    crop: str = "center"  # center | start
+    normalize: str = "peak"  # none | peak | rms
+
+
+@dataclass
+class FeatureConfig:
+    """Features computed once per (files, settings) and cached on disk."""
+
+    kind: str = "auto"  # auto (from the model) | logmel | mfcc | handcrafted
+    n_mels: int = 64
+    n_fft: int = 512
+    hop_length: int = 160
+    win_length: Optional[int] = None
+    fmin: float = 0.0
+    fmax: Optional[float] = None
+    n_mfcc: int = 40
+    normalize: str = "utterance"  # none | utterance | train (statistics from the train split only)
+    cache_dir: Optional[str] = None  # default: $SER_CACHE or ~/.cache/ser
+
+
+@dataclass
+class AugmentConfig:
+    """Train-only augmentation; every transform is off unless its probability is > 0."""
+
+    specaugment_p: float = 0.0
+    freq_masks: int = 2
+    freq_width: int = 8
+    time_masks: int = 2
+    time_width: int = 20
+    noise_p: float = 0.0
+    snr_db_min: float = 10.0
+    snr_db_max: float = 30.0
+    shift_p: float = 0.0
+    shift_max: float = 0.2  # seconds
+    speed_p: float = 0.0
+    speed_min: float = 0.9
+    speed_max: float = 1.1
+    pitch_p: float = 0.0
+    pitch_semitones: float = 2.0
+
+
+@dataclass
+class DataConfig:
+    """Which corpora, which fold, and how batches are made."""
+
+    corpus: str = "synthetic"
+    root: Optional[str] = None
+    speaker_regex: Optional[str] = None
+    corpora: List[CorpusSpec] = field(default_factory=list)  # non-empty: merge these instead
+    labels: Optional[List[str]] = None  # harmonised label set; None = union of what is found
+    label_map: Dict[str, str] = field(default_factory=dict)  # applied to every corpus
+    folds: int = 6  # number of speaker folds; 0 = leave one speaker out
+    fold: str = "0"  # a fold index, or "all" for cross-validation
+    val_folds: int = 1  # speaker folds held out for validation
+    fold_seed: int = 0
+    batch_size: int = 32
+    num_workers: int = 0
+    device_resident: bool = True  # keep the fold's tensors on the training device
+    device_max_mb: float = 2048.0  # above this the DataModule falls back to DataLoaders
+    class_weights: bool = False
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class ModelConfig:
+    """Knobs of every model family; each family reads the ones it documents."""
+
+    name: str = "emotion_detector"
+    depth: int = 3
+    channels: int = 32
+    channel_growth: float = 2.0  # channels multiply by this each block (1.0 = constant)
+    max_channels: int = 256
+    kernel_size: int = 3
+    kernel_width: Optional[int] = None  # rectangular kernels: kernel_size x kernel_width
+    batch_norm: bool = True
+    pool: str = "max"  # max | avg
+    activation: str = "relu"  # relu | elu | gelu | leaky_relu
+    dropout: str = "classifier"  # none | conv | classifier | both
+    conv_dropout: float = 0.1
+    classifier_dropout: float = 0.3
+    hidden: int = 128
+    classifier_layers: int = 1
+    lstm_hidden: int = 128
+    lstm_layers: int = 1
+    bidirectional: bool = True
+    lstm_pooling: str = "attention"  # last | mean | attention
+    conv1d: bool = False  # feature_mlp: Conv1D front end over the 193-value vector
+    svm_c: float = 1.0
+    svm_kernel: str = "rbf"
+    svm_class_weight: str = "none"  # none | balanced (weights inversely proportional to counts)
+
+
+@dataclass
+class OptimConfig:
+    """Loss, regularisation, optimizer and learning-rate schedule."""
+
+    optimizer: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    momentum: float = 0.9
+    weight_decay: float = 0.0  # decoupled (AdamW) or optimizer-level decay
+    l2: float = 0.0  # explicit L2 penalty added to the loss (the earlier projects' "L2")
+    schedule: str = "constant"  # constant | tristage | plateau | cosine
+    warmup_frac: float = 0.1
+    hold_frac: float = 0.4
+    final_lr_scale: float = 0.01
+    plateau_patience: int = 5
+    plateau_factor: float = 0.5
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0  # 0 = off (clipping on by default slowed learning before)
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning trainer settings and run outputs."""
+
+    max_epochs: int = 30
+    accelerator: str = "auto"
+    devices: str = "auto"
+    precision: str = "32-true"
+    seed: int = 0
+    deterministic: bool = False
+    early_stopping_patience: int = 0  # 0 = off
+    limit_train_batches: float = 1.0
+    limit_val_batches: float = 1.0
+    progress_bar: bool = True
+    compile: bool = False
+    channels_last: bool = False
+    output_dir: str = "runs"
+    run_name: Optional[str] = None
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = False
+    project: str = "ser"
+    group: Optional[str] = None
+    mode: str = "offline"  # offline | online | disabled
+    dir: Optional[str] = None
+
+
+@dataclass
+class RootConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class SchedulerConfig:
+    """Trial scheduler: ASHA stops bad trials early; FIFO runs all to max_t; median stopping."""
+
+    name: str = "asha"  # asha | fifo | median
+    max_t: int = 30  # epochs a trial may train (also trainer.max_epochs of every trial)
+    grace_period: int = 3
+    reduction_factor: float = 3.0
+
+
+@dataclass
+class SearcherConfig:
+    name: str = "random"  # random (grid keys expand) | optuna (TPE, Bayesian)
+    n_startup_trials: int = 5  # optuna: random trials before TPE takes over
+
+
+@dataclass
+class ResourcesConfig:
+    cpu: float = 1.0
+    gpu: float = 0.0  # fractional: 0.25 packs 4 trials on one GPU
+    workers: int = 1  # > 1: DDP over several GPUs per trial through Ray Train
+
+
+@dataclass
+class CVConfig:
+    folds: int = 0  # 0: one fold (data.fold); K: every trial trains K speaker folds, reports the mean
+
+
+@dataclass
+class SweepWandbConfig:
+    enabled: bool = True
+    project: str = "ser-sweeps"
+    group: Optional[str] = None  # default: the sweep name
+    mode: str = "offline"
+
+
+@dataclass
+class SweepConfig:
+    """A sweep file: base config(s), fixed overrides, a search space of dotted keys, and how to search."""
+
+    name: str = "sweep"
+    base: List[str] = field(default_factory=list)  # config YAML files, relative to the sweep file
+    fixed: Dict[str, Any] = field(default_factory=dict)
+    space: Dict[str, Any] = field(default_factory=dict)
+    metric: str = "val/uar"
+    mode: str = "max"
+    num_samples: int = 1
+    max_concurrent_trials: int = 0  # 0: as many as resources allow
+    seed: int = 0
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    searcher: SearcherConfig = field(default_factory=SearcherConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    cv: CVConfig = field(default_factory=CVConfig)
+    wandb: SweepWandbConfig = field(default_factory=SweepWandbConfig)
+    storage_path: str = "sweep_results"
+    address: Optional[str] = None  # Ray cluster address ("auto"); None: local
+    keep_checkpoints: int = 1
+
+
+def _raise_named(exc: OmegaConfBaseException, source: str) -> None:
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+    msg = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
+    where = f" in {source}" if source else ""
+    raise ConfigError(f"invalid config key '{key}'{where}: {msg}") from None
+
+
+def merge_into(base: DictConfig, other: Any, source: str = "") -> DictConfig:
+    """Merge a mapping (YAML content or dotlist) into a structured config, naming bad keys."""
+    try:
+        return OmegaConf.merge(base, other)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        _raise_named(exc, source)
+        raise  # unreachable
+
+
+def parse_overrides(overrides: Sequence[str]) -> DictConfig:
+    """Parse `a.b=c` strings; a malformed one is a ConfigError naming it."""
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as exc:
+        _raise_named(exc, "overrides")
+        raise
+
+
+def read_yaml(path: str | Path) -> DictConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as exc:  # yaml.YAMLError and friends
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return loaded
+
+
+def load_config(
+    files: Sequence[str | Path] = (), overrides: Sequence[str] = (), defaults: bool = True
+) -> DictConfig:
+    """Schema, then `configs/default.yaml`, then each file, then `key=value` overrides."""
+    cfg: DictConfig = OmegaConf.structured(RootConfig)
+    default_file = CONFIG_DIR / "default.yaml"
+    layers: list[tuple[Path, DictConfig]] = []
+    if defaults and default_file.is_file():
+        layers.append((default_file, read_yaml(default_file)))
+    layers.extend((Path(f), read_yaml(f)) for f in files)
+    for path, layer in layers:
+        cfg = merge_into(cfg, layer, str(path))
+    cfg = merge_into(cfg, parse_overrides(overrides), "overrides")
+    validate(cfg)
+    return cfg
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.audio.crop": ("center", "start"),
+    "data.audio.normalize": ("none", "peak", "rms"),
+    "data.features.kind": ("auto", "logmel", "mfcc", "handcrafted"),
+    "data.features.normalize": ("none", "utterance", "train"),
+    "model.pool": ("max", "avg"),
+    "model.activation": ("relu", "elu", "gelu", "leaky_relu"),
+    "model.dropout": ("none", "conv", "classifier", "both"),
+    "model.lstm_pooling": ("last", "mean", "attention"),
+    "optim.optimizer": ("adam", "adamw", "sgd"),
+    "optim.schedule": ("constant", "tristage", "plateau", "cosine"),
+    "wandb.mode": ("offline", "online", "disabled"),
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check enumerated string values, which the type system cannot."""
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"invalid config key '{key}': {value!r} is not one of {list(allowed)}")
+    fold = str(cfg.data.fold)
+    if fold != "all" and not fold.lstrip("-").isdigit():
+        raise ConfigError(f"invalid config key 'data.fold': {fold!r} is not a fold index or 'all'")
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)

@@ -1,0 +1,53 @@
+"""Corpus adapters by name: each scans a root folder into a `CorpusScan`, never downloads.
+
+`data.corpus: crema_d` in YAML picks `CORPORA["crema_d"]`; a new corpus is one module with a `scan`
+function and one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from ser.config import CorpusSpec, SyntheticConfig
+from ser.data.corpora import crema_d, folder, ravdess, synthetic, tess
+from ser.data.corpora.base import Adapter
+from ser.data.types import CorpusScan
+
+CORPORA: dict[str, Adapter] = {
+    "ravdess": ravdess.scan,
+    "crema_d": crema_d.scan,
+    "tess": tess.scan,
+    "folder": folder.scan,
+    "synthetic": synthetic.scan,
+}
+
+
+def as_spec(spec: Any) -> CorpusSpec:
+    """A plain CorpusSpec from a CorpusSpec, an OmegaConf node or a mapping."""
+    if isinstance(spec, DictConfig):
+        spec = OmegaConf.to_container(spec, resolve=True)
+    if isinstance(spec, Mapping):
+        return CorpusSpec(**spec)
+    if isinstance(spec, CorpusSpec):
+        return spec
+    raise TypeError(f"expected a CorpusSpec, got {type(spec).__name__}")
+
+
+def scan_corpus(
+    spec: CorpusSpec,
+    check_audio: bool = True,
+    progress: bool = False,
+    synthetic: Optional[SyntheticConfig] = None,
+) -> CorpusScan:
+    """Scan one corpus; ValueError for an unknown adapter name, CorpusError when it is unusable."""
+    spec = as_spec(spec)
+    adapter = CORPORA.get(spec.name)
+    if adapter is None:
+        raise ValueError(f"unknown corpus {spec.name!r}; known corpora: {', '.join(sorted(CORPORA))}")
+    return adapter(spec, check_audio=check_audio, progress=progress, synthetic=synthetic)
+
+
+__all__ = ["CORPORA", "as_spec", "scan_corpus"]

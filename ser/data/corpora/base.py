@@ -1,0 +1,127 @@
+"""What every corpus adapter shares: finding audio files, recording skips, checking audio, failing clearly.
+
+An adapter only parses names; `ScanBuilder` owns the invariants: ids unique, speakers prefixed by the
+corpus, every audio-looking file either used or listed in `skipped` with a reason.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Optional, Protocol
+
+from ser.config import CorpusSpec, SyntheticConfig
+from ser.data.audio import AudioError, validate_audio
+from ser.data.types import CorpusError, CorpusScan, Skipped, Utterance
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".aif", ".aiff")
+PROGRESS_MIN_FILES = 200  # below this a progress bar is noise
+
+
+class Adapter(Protocol):
+    def __call__(
+        self,
+        spec: CorpusSpec,
+        *,
+        check_audio: bool = True,
+        progress: bool = False,
+        synthetic: Optional[SyntheticConfig] = None,
+    ) -> CorpusScan: ...
+
+
+def require_root(corpus: str, root: Optional[str], expected: str) -> Path:
+    """The absolute root folder, or CorpusError saying what was expected there."""
+    if not root:
+        raise CorpusError(f"{corpus}: no root folder given (set data.root); expected {expected}")
+    path = Path(os.path.abspath(os.path.expanduser(str(root))))
+    if not path.exists():
+        raise CorpusError(f"{corpus}: root {path} does not exist; expected {expected}")
+    if not path.is_dir():
+        raise CorpusError(f"{corpus}: root {path} is not a directory; expected {expected}")
+    return path
+
+
+def find_audio_files(root: Path) -> list[Path]:
+    """Every file below root whose extension looks like audio, sorted; follows links, never loops."""
+    found: list[Path] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        found.extend(Path(dirpath, n) for n in filenames if n.lower().endswith(AUDIO_EXTENSIONS))
+    return sorted(found)
+
+
+class ScanBuilder:
+    """Collects utterances and skips for one corpus, then checks audio and validates the result."""
+
+    def __init__(self, corpus: str, root: Path, expected: str) -> None:
+        self.corpus = corpus
+        self.root = root
+        self.expected = expected
+        self.utterances: list[Utterance] = []
+        self.skipped: list[Skipped] = []
+        self.warnings: list[str] = []
+        self._first_path: dict[str, str] = {}
+
+    def add(self, path: Path, key: str, speaker: str, label: str, gender: Optional[str]) -> None:
+        """Record a parsed file; `key` and `speaker` get the corpus prefix. A repeated key is skipped."""
+        uid = f"{self.corpus}:{key}"
+        if uid in self._first_path:
+            self.skip(path, f"duplicate of {self._first_path[uid]} (same utterance id {uid})")
+            return
+        self._first_path[uid] = str(path)
+        self.utterances.append(
+            Utterance(
+                id=uid,
+                path=str(path),
+                speaker=f"{self.corpus}:{speaker}",
+                label=label,
+                corpus=self.corpus,
+                gender=gender,
+            )
+        )
+
+    def skip(self, path: Path, reason: str) -> None:
+        self.skipped.append(Skipped(path=str(path), reason=reason))
+
+    def finish(self, check_audio: bool = True, progress: bool = False) -> CorpusScan:
+        """Decode each parsed file once when asked; CorpusError when nothing usable is left."""
+        utterances = self.utterances
+        if check_audio:
+            utterances = []
+            items: Iterable[Utterance] = self.utterances
+            if progress and len(self.utterances) >= PROGRESS_MIN_FILES:
+                from tqdm import tqdm
+
+                items = tqdm(items, desc=f"checking {self.corpus} audio", unit="file", file=sys.stderr)
+            for utt in items:
+                try:
+                    validate_audio(utt.path)
+                except AudioError as exc:
+                    self.skip(Path(utt.path), exc.reason)
+                else:
+                    utterances.append(utt)
+        skipped = sorted(self.skipped, key=lambda s: s.path)
+        if not utterances:
+            raise CorpusError(self._nothing_usable(skipped))
+        return CorpusScan(utterances=utterances, skipped=skipped, warnings=list(self.warnings))
+
+    def _nothing_usable(self, skipped: list[Skipped]) -> str:
+        head = f"{self.corpus}: no usable files matching {self.expected} under {self.root}"
+        if not skipped:
+            return f"{head} (no audio files {' '.join(AUDIO_EXTENSIONS)} found there)"
+        examples = "; ".join(f"{self.relative(s.path)}: {s.reason}" for s in skipped[:5])
+        more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
+        return f"{head}: all {len(skipped)} audio files were skipped, e.g. {examples}{more}"
+
+    def relative(self, path: str) -> str:
+        try:
+            return str(Path(path).relative_to(self.root))
+        except ValueError:
+            return path

@@ -1,0 +1,252 @@
+"""Corpus -> speaker fold -> cached features -> batches, with augmentation on the training split only.
+
+`prepare_data` does the expensive, fold-independent work once (scan corpora, decode audio, compute
+features through the on-disk cache) and returns `PreparedData`, which every fold of a run and every trial
+of a sweep reuses. `SERDataModule` then only slices rows for its fold. Batches of the default path are
+index slices into tensors already on the training device (no per-item Python work, no workers); only
+when the fold is larger than `data.device_max_mb` does it fall back to ordinary DataLoaders.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import lightning as L
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, TensorDataset
+
+from ser.config import ConfigError
+from ser.data.dataset import LabelledDataset, build_dataset
+from ser.data.folds import Fold, speaker_folds, split_utterances
+from ser.data.types import CorpusError, Skipped
+
+log = logging.getLogger(__name__)
+
+WAVE_AUGMENTS = ("noise_p", "shift_p", "speed_p", "pitch_p")
+
+
+def resolve_feature_kind(cfg: DictConfig) -> str:
+    """`data.features.kind`, with `auto` taken from the model family's input."""
+    from ser.models.registry import input_kind
+
+    wanted = input_kind(cfg.model.name)
+    kind = cfg.data.features.kind
+    if kind == "auto":
+        return "handcrafted" if wanted == "vector" else "logmel"
+    if (kind == "handcrafted") != (wanted == "vector"):
+        need = "handcrafted (193 values)" if wanted == "vector" else "logmel or mfcc (a spectrogram)"
+        raise ConfigError(
+            f"invalid config key 'data.features.kind': model '{cfg.model.name}' takes {need}, got '{kind}'"
+            " (use data.features.kind=auto)"
+        )
+    return kind
+
+
+def uses_wave_augment(cfg: DictConfig) -> bool:
+    """Waveform augmentations change features, so the fold must be served as waveforms."""
+    return any(float(cfg.data.augment[k]) > 0 for k in WAVE_AUGMENTS)
+
+
+@dataclass
+class PreparedData:
+    """Everything fold-independent: rows, labels, speakers and the (memory-mapped) array."""
+
+    labels: list[str]
+    kind: str  # logmel | mfcc | handcrafted
+    waveform_mode: bool  # rows are waveforms, featurised on the device by the model's frontend
+    x: np.ndarray  # [N, 1, F, T] features, [N, D] vectors, or [N, samples] waveforms
+    y: np.ndarray  # [N] int64 label indices
+    speakers: list[str]
+    utterance_ids: list[str]
+    genders: dict[str, str | None]
+    folds: list[Fold]
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    feature_seconds: float = 0.0
+    from_cache: bool = False
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.labels)
+
+
+def prepare_data(
+    cfg: DictConfig, progress: bool = True, dataset: LabelledDataset | None = None
+) -> PreparedData:
+    """Scan, decode and featurise once (cached on disk); compute the speaker folds."""
+    from ser.data.cache import load_features, load_waveforms
+
+    kind = resolve_feature_kind(cfg)
+    waveform_mode = uses_wave_augment(cfg)
+    if waveform_mode and kind == "handcrafted":
+        raise ConfigError(
+            "invalid config key 'data.augment': waveform augmentation (noise/shift/speed/pitch) needs a "
+            "spectrogram feature; the handcrafted vector is computed once and cannot be augmented"
+        )
+    data = dataset or build_dataset(cfg.data, check_audio=False, progress=progress)
+    cache_dir = cfg.data.features.cache_dir
+    if waveform_mode:
+        loaded = load_waveforms(data.utterances, cfg.data.audio, cache_dir=cache_dir, progress=progress)
+        array = loaded.waves
+        seconds = 0.0
+    else:
+        loaded = load_features(
+            data.utterances, cfg.data.audio, cfg.data.features, kind, cache_dir=cache_dir, progress=progress
+        )
+        array = loaded.x
+        seconds = loaded.compute_seconds
+    by_id = {u.id: u for u in data.utterances}
+    rows = [by_id[i] for i in loaded.ids]
+    if not rows:
+        raise CorpusError("no utterance could be loaded; see the skipped files above")
+    label_index = {label: i for i, label in enumerate(data.labels)}
+    speakers = [u.speaker for u in rows]
+    genders = {u.speaker: u.gender for u in rows}
+    unique = sorted(set(speakers))
+    folds = speaker_folds(unique, cfg.data.folds, cfg.data.val_folds, cfg.data.fold_seed, genders)
+    return PreparedData(
+        labels=list(data.labels),
+        kind=kind,
+        waveform_mode=waveform_mode,
+        x=array,
+        y=np.array([label_index[u.label] for u in rows], dtype=np.int64),
+        speakers=speakers,
+        utterance_ids=[u.id for u in rows],
+        genders=genders,
+        folds=folds,
+        skipped=list(data.skipped) + list(loaded.skipped),
+        warnings=list(data.warnings),
+        feature_seconds=seconds,
+        from_cache=loaded.from_cache,
+    )
+
+
+class TensorBatches:
+    """Shuffled index-slice batches over tensors that already live on the training device."""
+
+    def __init__(
+        self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0
+    ) -> None:
+        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.y), self.batch_size)
+        return full + int(rest > 1 or (rest == 1 and not self.shuffle))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.y)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = order.to(self.y.device)
+        for start in range(0, n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            if self.shuffle and len(idx) == 1:
+                break  # a training batch of one breaks BatchNorm; the item is drawn again next epoch
+            yield self.x[idx], self.y[idx]
+
+
+class SERDataModule(L.LightningDataModule):
+    """One speaker fold of prepared data: train (augmented by the model), val and test loaders."""
+
+    def __init__(self, cfg: DictConfig, prepared: PreparedData, fold_index: int) -> None:
+        super().__init__()
+        if not 0 <= fold_index < len(prepared.folds):
+            raise ConfigError(
+                f"invalid config key 'data.fold': {fold_index} is out of range 0..{len(prepared.folds) - 1}"
+            )
+        self.cfg = cfg
+        self.prepared = prepared
+        self.fold: Fold = prepared.folds[fold_index]
+        self.fold_index = fold_index
+        self.train_idx, self.val_idx, self.test_idx = split_utterances(
+            prepared.speakers, self.fold, prepared.y, seed=cfg.data.fold_seed
+        )
+        for name, idx in (("train", self.train_idx), ("val", self.val_idx), ("test", self.test_idx)):
+            if len(idx) == 0:
+                raise CorpusError(f"fold {fold_index} has an empty {name} split (speakers: {self.fold})")
+        self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # -------------------------------------------------------------------------------- properties
+    @property
+    def labels(self) -> list[str]:
+        return self.prepared.labels
+
+    @property
+    def n_classes(self) -> int:
+        return self.prepared.n_classes
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """Shape of one row as stored: features, vector or waveform."""
+        return tuple(self.prepared.x.shape[1:])
+
+    def class_weights(self) -> torch.Tensor:
+        """Inverse-frequency weights from the TRAIN split (mean 1), for imbalanced corpora."""
+        counts = np.bincount(self.prepared.y[self.train_idx], minlength=self.n_classes).astype(np.float64)
+        weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / self.n_classes, 0.0)
+        return torch.tensor(weights, dtype=torch.float32)
+
+    def split_sizes(self) -> dict[str, int]:
+        return {"train": len(self.train_idx), "val": len(self.val_idx), "test": len(self.test_idx)}
+
+    def train_rows(self) -> torch.Tensor:
+        """The training rows, for fitting train-only statistics."""
+        return torch.from_numpy(np.asarray(self.prepared.x[np.sort(self.train_idx)], dtype=np.float32))
+
+    # ------------------------------------------------------------------------------------ loaders
+    def _device(self) -> torch.device:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return trainer.strategy.root_device
+        return torch.device("cpu")
+
+    def _split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in self._tensors:
+            idx = np.sort({"train": self.train_idx, "val": self.val_idx, "test": self.test_idx}[name])
+            x = torch.from_numpy(np.asarray(self.prepared.x[idx], dtype=np.float32))
+            y = torch.from_numpy(self.prepared.y[idx])
+            self._tensors[name] = (x, y)
+        return self._tensors[name]
+
+    def _resident_fits(self) -> bool:
+        if not self.cfg.data.device_resident:
+            return False
+        row_bytes = int(np.prod(self.row_shape)) * 4
+        total_mb = row_bytes * len(self.prepared.y) / 2**20
+        return total_mb <= float(self.cfg.data.device_max_mb)
+
+    def _loader(self, name: str, shuffle: bool):
+        x, y = self._split(name)
+        batch_size = int(self.cfg.data.batch_size)
+        seed = int(self.cfg.trainer.seed) + self.fold_index
+        if self._resident_fits():
+            device = self._device()
+            return TensorBatches(x.to(device), y.to(device), batch_size, shuffle, seed)
+        generator = torch.Generator().manual_seed(seed)
+        return DataLoader(
+            TensorDataset(x, y),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle and len(y) % batch_size == 1,
+            generator=generator,
+            num_workers=int(self.cfg.data.num_workers),
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self):
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self):
+        return self._loader("test", shuffle=False)
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):  # noqa: D102
+        if isinstance(batch, (tuple, list)) and all(t.device == device for t in batch):
+            return batch  # already resident: skip Lightning's recursive move
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)

@@ -1,0 +1,202 @@
+"""Speaker-independent folds: a pure function of (speakers, k, seed) that checks its own invariant.
+
+Emotion corpora have few speakers and many utterances each, so a random utterance split lets the model
+recognise voices instead of emotions and inflates accuracy. Every split here is made over speaker ids;
+the only exception (too few speakers for a validation group) is flagged in `Fold.warnings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+VAL_FRACTION = 0.15  # share of train-speaker utterances used as validation when no speaker is left
+
+
+class FoldInvariantError(RuntimeError):
+    """A split put one speaker (or utterance) in two places, or lost one: a bug, never a user error."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One cross-validation fold as speaker ids; `warnings` say where it is not speaker-independent."""
+
+    index: int
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def check_disjoint(
+    splits: Mapping[str, Iterable[Hashable]], universe: Iterable[Hashable] | None = None, where: str = ""
+) -> None:
+    """Raise FoldInvariantError if an item is in two splits, repeated in one, or (given `universe`)
+    if the splits do not cover exactly the universe. Used for speaker ids and utterance indices."""
+    at = f" in {where}" if where else ""
+    owner: dict[Hashable, str] = {}
+    for name, items in splits.items():
+        for item in items:
+            if item in owner:
+                raise FoldInvariantError(f"{item!r} is in both {owner[item]} and {name}{at}")
+            owner[item] = name
+    if universe is not None:
+        expected = set(universe)
+        missing = expected - owner.keys()
+        extra = owner.keys() - expected
+        if missing or extra:
+            raise FoldInvariantError(
+                f"splits{at} do not cover the set exactly: missing {sorted(map(str, missing))[:5]}, "
+                f"unknown {sorted(map(str, extra))[:5]}"
+            )
+
+
+def _groups(speakers: list[str], k: int, seed: int, genders: Mapping[str, str | None]) -> list[list[str]]:
+    """Deal speakers into k groups, each gender shuffled separately then dealt round-robin.
+
+    The dealing position carries over from one gender to the next, so group sizes differ by at most one
+    and every group gets a similar male/female mix (24 RAVDESS actors, k=6: 2m+2f each).
+    """
+    rng = np.random.default_rng(seed)
+    by_gender: dict[str, list[str]] = {}
+    for spk in speakers:  # `speakers` is sorted, so each list is too before shuffling
+        g = genders.get(spk)
+        by_gender.setdefault(str(g).lower() if g else "?", []).append(spk)
+    groups: list[list[str]] = [[] for _ in range(k)]
+    pos = 0
+    for gender in sorted(by_gender, key=lambda g: (g == "?", g)):  # unknown gender dealt last
+        members = by_gender[gender]
+        for j in rng.permutation(len(members)):
+            groups[pos % k].append(members[j])
+            pos += 1
+    return [sorted(g) for g in groups]
+
+
+def speaker_folds(
+    speakers: Sequence[str],
+    k: int,
+    val_folds: int = 1,
+    seed: int = 0,
+    genders: Mapping[str, str | None] | None = None,
+) -> list[Fold]:
+    """Split speakers into k folds; fold i tests group i, validates on the next `val_folds` groups.
+
+    k = 0 or k >= number of speakers means leave-one-speaker-out (LOSO, folds in sorted speaker order,
+    so the seed does not matter there). With LOSO and too few speakers for `val_folds` validation
+    speakers plus one train speaker (TESS has two), the validation groups shrink, possibly to none, and
+    the fold says so in `warnings`: `split_utterances` then takes validation utterances from the train
+    speakers. The result depends only on the set of speakers, k, val_folds, seed and genders.
+    """
+    ids = sorted({str(s) for s in speakers})  # a set: repeats (one per utterance) are harmless
+    n = len(ids)
+    if n < 2:
+        raise ValueError(f"speaker-independent folds need at least 2 speakers, got {n}")
+    if k < 0 or k == 1:
+        raise ValueError(f"data.folds={k} is invalid: use 0 (leave one speaker out) or 2..{n}")
+    if val_folds < 0:
+        raise ValueError(f"data.val_folds={val_folds} must be >= 0")
+    loso = k == 0 or k >= n
+    warnings: list[str] = []
+    if loso:
+        k = n
+        groups = [[s] for s in ids]
+        if val_folds > k - 2:
+            warnings.append(
+                f"only {n} speakers: {k - 2} validation speaker(s) per fold instead of data.val_folds="
+                f"{val_folds}, so that one speaker is left for training"
+            )
+            val_folds = k - 2
+    else:
+        if val_folds > k - 2:
+            raise ValueError(
+                f"data.val_folds={val_folds} with data.folds={k} leaves no training fold "
+                f"(need val_folds <= folds - 2)"
+            )
+        groups = _groups(ids, k, seed, genders or {})
+    if val_folds == 0:
+        warnings.append(
+            "no validation speakers: validation is a stratified "
+            f"{VAL_FRACTION:.0%} of the train speakers' utterances (NOT speaker-independent)"
+        )
+    folds = []
+    for i in range(k):
+        val_idx = {(i + j) % k for j in range(1, val_folds + 1)}
+        fold = Fold(
+            index=i,
+            train=tuple(sorted(s for j in range(k) if j != i and j not in val_idx for s in groups[j])),
+            val=tuple(sorted(s for j in sorted(val_idx) for s in groups[j])),
+            test=tuple(groups[i]),
+            warnings=tuple(warnings),
+        )
+        check_disjoint({"train": fold.train, "val": fold.val, "test": fold.test}, ids, f"fold {i}")
+        if not fold.train:
+            raise FoldInvariantError(f"fold {i} has no training speakers")
+        folds.append(fold)
+    check_disjoint({f"test of fold {f.index}": f.test for f in folds}, ids, "the test groups")
+    return folds
+
+
+def split_utterances(
+    utterances: Sequence[object],
+    fold: Fold,
+    labels: Sequence[str] | None = None,
+    seed: int = 0,
+    val_fraction: float = VAL_FRACTION,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Map a fold's speakers to sorted int index arrays (train, val, test) over `utterances`.
+
+    `utterances` holds objects with a `.speaker` (and `.label`) attribute, or plain speaker ids. When the
+    fold has no validation speakers, a label-stratified `val_fraction` of the train utterances becomes
+    validation (seeded); `fold.warnings` already records that this validation is speaker-dependent.
+    """
+    speakers = [str(getattr(u, "speaker", u)) for u in utterances]
+    where = {
+        s: name
+        for name, group in (("train", fold.train), ("val", fold.val), ("test", fold.test))
+        for s in group
+    }
+    unknown = sorted(set(speakers) - where.keys())
+    if unknown:
+        raise ValueError(f"utterances of speaker(s) {unknown[:5]} are in no split of fold {fold.index}")
+    idx: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for i, spk in enumerate(speakers):
+        idx[where[spk]].append(i)
+    train, val, test = (np.asarray(idx[s], dtype=np.int64) for s in ("train", "val", "test"))
+    if not fold.val:
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction={val_fraction} must be in (0, 1)")
+        if labels is None:
+            labels = [str(getattr(u, "label", "")) for u in utterances]
+        if len(labels) != len(utterances):
+            raise ValueError(f"{len(labels)} labels for {len(utterances)} utterances")
+        rng = np.random.default_rng(seed)
+        train_labels = np.asarray([labels[i] for i in train])
+        picked = []
+        for label in sorted(set(train_labels.tolist())):
+            members = train[train_labels == label]
+            n_val = max(1, round(val_fraction * len(members))) if len(members) >= 2 else 0
+            picked.append(members[rng.permutation(len(members))[:n_val]])
+        val = np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+        train = np.setdiff1d(train, val)
+    check_disjoint(
+        {"train": train.tolist(), "val": val.tolist(), "test": test.tolist()},
+        range(len(utterances)),
+        f"utterances of fold {fold.index}",
+    )
+    return train, val, test
+
+
+def parse_fold(value: str | int, k: int) -> list[int]:
+    """`data.fold` -> fold indices: "all" -> 0..k-1, "3" -> [3]."""
+    text = str(value).strip().lower()
+    if text == "all":
+        return list(range(k))
+    try:
+        index = int(text)
+    except ValueError:
+        raise ValueError(f"data.fold={value!r} is not a fold index or 'all'") from None
+    if not 0 <= index < k:
+        raise ValueError(f"data.fold={index} is out of range: there are {k} folds (0..{k - 1})")
+    return [index]

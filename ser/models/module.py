@@ -1,0 +1,298 @@
+"""EmotionClassifier: one LightningModule for every architecture (the network is injected).
+
+It owns what all models share, so that a sweep compares architectures and not training code: the
+optional feature front end and train-only augmentation, the loss (class weights, label smoothing, an
+explicit L2 penalty), the optimizer and LR schedule, and per-split metrics. SER papers report WA
+(accuracy) and UA (unweighted average recall = macro recall); `val/uar` is the usual sweep objective.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassRecall,
+)
+
+from ser.config import OptimConfig
+from ser.models.schedules import build_scheduler, validate_schedule
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite; going on would only waste the run."""
+
+
+def as_optim_config(optim: OptimConfig | Mapping[str, Any] | DictConfig) -> OptimConfig:
+    """Accept the dataclass, a DictConfig or a plain dict (checkpoint hparams); reject unknown keys."""
+    if isinstance(optim, OptimConfig):
+        cfg = optim
+    else:
+        data = OmegaConf.to_container(optim, resolve=True) if isinstance(optim, DictConfig) else dict(optim)
+        known = {f.name for f in dataclasses.fields(OptimConfig)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown optim key(s) {unknown}; known: {sorted(known)}")
+        cfg = OptimConfig(**data)
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optim.optimizer={cfg.optimizer!r} is not one of {list(OPTIMIZERS)}")
+    for key in ("lr", "l2", "weight_decay", "momentum"):
+        if getattr(cfg, key) < 0 or not math.isfinite(getattr(cfg, key)):
+            raise ValueError(f"optim.{key}={getattr(cfg, key)} must be a finite number >= 0")
+    if not 0.0 <= cfg.label_smoothing < 1.0:
+        raise ValueError(f"optim.label_smoothing={cfg.label_smoothing} must be in [0, 1)")
+    validate_schedule(cfg)
+    return cfg
+
+
+def split_decay_params(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(weights, others): matrices and kernels (ndim >= 2) get L2 / weight decay; biases and
+    normalisation scales (ndim 1) do not, since shrinking them only shifts or rescales activations."""
+    weights, others = [], []
+    for p in module.parameters():
+        if p.requires_grad:
+            (weights if p.ndim >= 2 else others).append(p)
+    return weights, others
+
+
+def build_optimizer(module: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """Adam, AdamW or SGD with `weight_decay` on the weights only (two parameter groups).
+
+    For adamw the decay is decoupled (Loshchilov & Hutter); for adam and sgd it is the optimizer's
+    classic coupled decay (added to the gradient). `optim.l2` is a separate, explicit loss term.
+    """
+    weights, others = split_decay_params(module)
+    groups = [
+        {"params": weights, "weight_decay": cfg.weight_decay},
+        {"params": others, "weight_decay": 0.0},
+    ]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=False)
+
+
+def _split_metrics(n_classes: int, full: bool) -> nn.ModuleDict:
+    metrics: dict[str, nn.Module] = {
+        "loss": MeanMetric(),
+        "wa": MulticlassAccuracy(n_classes, average="micro"),
+        "uar": MulticlassRecall(n_classes, average="macro"),
+    }
+    if full:
+        metrics["f1"] = MulticlassF1Score(n_classes, average="macro")
+        metrics["confusion"] = MulticlassConfusionMatrix(n_classes)
+    return nn.ModuleDict(metrics)
+
+
+class EmotionClassifier(L.LightningModule):
+    """Classify a batch `(x, y)`: x is features [B, ...], or waveforms [B, T] when `frontend` is given.
+
+    Training applies `wave_augment` -> `frontend` -> `spec_augment` (each optional); validation, test
+    and predict apply the front end only. After `trainer.test`, `test_results` holds wa, uar, f1,
+    per-class recall and the confusion matrix (rows = true label); `val_results` the same for the last
+    validation epoch.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        n_classes: int,
+        optim: OptimConfig | Mapping[str, Any] | DictConfig,
+        labels: list[str] | None = None,
+        class_weights: torch.Tensor | None = None,
+        frontend: nn.Module | None = None,
+        spec_augment: nn.Module | None = None,
+        wave_augment: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        if n_classes < 2:
+            raise ValueError(f"n_classes={n_classes}: emotion classification needs at least 2 classes")
+        labels = list(labels) if labels is not None else [str(i) for i in range(n_classes)]
+        if len(labels) != n_classes:
+            raise ValueError(f"{len(labels)} labels {labels} for n_classes={n_classes}")
+        self.optim_cfg = as_optim_config(optim)
+        # Plain values only, so hparams.yaml and checkpoints stay readable; modules are passed again
+        # to `load_from_checkpoint(path, net=...)`.
+        self.save_hyperparameters(
+            {"n_classes": n_classes, "optim": dataclasses.asdict(self.optim_cfg), "labels": labels}
+        )
+        self.net = net
+        self.frontend = frontend
+        self.spec_augment = spec_augment
+        self.wave_augment = wave_augment
+        self.n_classes = n_classes
+        self.labels = labels
+        if class_weights is not None:
+            class_weights = torch.as_tensor(class_weights, dtype=torch.float32).flatten()
+            if class_weights.numel() != n_classes or not torch.all(class_weights > 0):
+                raise ValueError(f"class_weights must be {n_classes} positive numbers, got {class_weights}")
+        self.register_buffer("class_weights", class_weights)
+        # Separate metric state per split (attributes, since nn.ModuleDict cannot hold a key "train").
+        self.train_metrics = _split_metrics(n_classes, full=False)
+        self.val_metrics = _split_metrics(n_classes, full=True)
+        self.test_metrics = _split_metrics(n_classes, full=True)
+        self.uar_best = -math.inf
+        self.val_results: dict[str, Any] = {}
+        self.test_results: dict[str, Any] = {}
+
+    # ---- forward ---------------------------------------------------------------------------------
+    def features(self, x: torch.Tensor, augment: bool = False) -> torch.Tensor:
+        """Input batch -> network input; augmentation only when `augment` (the training step)."""
+        augment = augment and self.training
+        if self.frontend is not None:
+            if augment and self.wave_augment is not None:
+                x = self.wave_augment(x)
+            x = self.frontend(x)
+        if augment and self.spec_augment is not None:
+            x = self.spec_augment(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [B, n_classes] without augmentation."""
+        return self.net(self.features(x))
+
+    # ---- loss ------------------------------------------------------------------------------------
+    def l2_penalty(self) -> torch.Tensor:
+        """sum(w**2) over weight matrices and kernels (not biases or normalisation parameters)."""
+        weights, _ = split_decay_params(self)
+        if not weights:
+            return torch.zeros((), device=self.device)
+        return torch.stack([w.pow(2).sum() for w in weights]).sum()
+
+    def data_loss(self, logits: torch.Tensor, y: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+        return F.cross_entropy(logits, y, weight=self.class_weights, label_smoothing=smoothing)
+
+    def training_objective(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss to minimise, parts): cross-entropy with label smoothing plus optim.l2 * sum(w**2).
+
+        Trainer-free so that tests can check the L2 arithmetic directly.
+        """
+        x, y = batch[0], batch[1]
+        logits = self.net(self.features(x, augment=True))
+        ce = self.data_loss(logits, y, self.optim_cfg.label_smoothing)
+        parts = {"ce": ce, "logits": logits, "y": y}
+        if self.optim_cfg.l2 > 0:
+            parts["l2_penalty"] = self.optim_cfg.l2 * self.l2_penalty()
+            return ce + parts["l2_penalty"], parts
+        return ce, parts
+
+    # ---- steps -----------------------------------------------------------------------------------
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss, parts = self.training_objective(batch)
+        # One host sync per step; training on after a NaN only burns the rest of the budget.
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at epoch {self.current_epoch} step {self.global_step}; "
+                "lower optim.lr or enable grad clipping (optim.grad_clip)"
+            )
+        self._update("train", parts["ce"].detach(), parts["logits"].detach(), parts["y"])
+        if "l2_penalty" in parts:
+            self.log("train/l2_penalty", parts["l2_penalty"].detach(), on_step=False, on_epoch=True)
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+        return loss
+
+    def _eval_step(self, stage: str, batch: Any) -> None:
+        x, y = batch[0], batch[1]
+        logits = self(x)
+        # No label smoothing here: val/test loss measures the model, not the training regulariser.
+        self._update(stage, self.data_loss(logits, y), logits, y)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        """Class probabilities [B, n_classes]; accepts `x`, `(x,)` or `(x, y)`."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return torch.softmax(self(x), dim=-1)
+
+    # ---- metrics ---------------------------------------------------------------------------------
+    def _update(self, stage: str, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        m = getattr(self, f"{stage}_metrics")
+        m["loss"].update(loss, weight=y.shape[0])
+        preds = logits.argmax(dim=-1)
+        for name, metric in m.items():
+            if name != "loss":
+                metric.update(preds, y)
+
+    def _compute(self, stage: str) -> dict[str, Any]:
+        """Compute and reset one split's metrics; returns tensors for logging plus plain results."""
+        m = getattr(self, f"{stage}_metrics")
+        values = {name: metric.compute() for name, metric in m.items()}
+        for metric in m.values():
+            metric.reset()
+        return values
+
+    def _results(self, values: dict[str, Any]) -> dict[str, Any]:
+        confusion = values["confusion"].long().cpu()
+        support = confusion.sum(dim=1)
+        recall = {
+            label: (float(confusion[i, i] / support[i]) if support[i] > 0 else None)
+            for i, label in enumerate(self.labels)
+        }
+        return {
+            "loss": float(values["loss"]),
+            "wa": float(values["wa"]),
+            "uar": float(values["uar"]),
+            "f1": float(values["f1"]),
+            "labels": list(self.labels),
+            "per_class_recall": recall,
+            "confusion": confusion.tolist(),
+        }
+
+    def _log_split(self, stage: str, values: dict[str, Any]) -> None:
+        for name in ("loss", "wa", "uar", "f1"):
+            if name in values:
+                self.log(
+                    f"{stage}/{name}", values[name], on_step=False, on_epoch=True, prog_bar=name == "uar"
+                )
+
+    def on_train_epoch_end(self) -> None:
+        self._log_split("train", self._compute("train"))
+
+    def on_validation_epoch_end(self) -> None:
+        values = self._compute("val")
+        if self.trainer.sanity_checking:  # a couple of batches before training: not a real epoch
+            return
+        self._log_split("val", values)
+        self.val_results = self._results(values)
+        self.uar_best = max(self.uar_best, self.val_results["uar"])
+        self.log("val/uar_best", self.uar_best, on_step=False, on_epoch=True)
+
+    def on_test_epoch_end(self) -> None:
+        values = self._compute("test")
+        self._log_split("test", values)
+        self.test_results = self._results(values)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["val_uar_best"] = self.uar_best
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.uar_best = checkpoint.get("val_uar_best", -math.inf)
+
+    # ---- optimisation ----------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        optimizer = build_optimizer(self, self.optim_cfg)
+        total = None
+        if self.optim_cfg.schedule in ("tristage", "cosine"):
+            total = self.trainer.estimated_stepping_batches
+        scheduler = build_scheduler(optimizer, self.optim_cfg, total)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

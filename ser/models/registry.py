@@ -1,0 +1,95 @@
+"""Model families by name: `model.name: cnn_lstm` in YAML, and a sweep may vary the name.
+
+Each entry says what the family eats (`input_kind`), so the data side can pick features once, and whether
+it is a torch model (`is_torch`), so the training code branches once for the scikit-learn SVM baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from torch import nn
+
+from ser.config import ModelConfig
+from ser.models.components.cnn_lstm import CnnLstm
+from ser.models.components.common import ModelConfigError
+from ser.models.components.emotion_detector import EmotionDetector
+from ser.models.components.emotion_detector2 import EmotionDetector2
+from ser.models.components.feature_mlp import FeatureMLP
+from ser.models.components.sentan import SentAn
+
+__all__ = [
+    "MODELS",
+    "ModelConfigError",
+    "ModelSpec",
+    "available_models",
+    "build_model",
+    "count_parameters",
+    "input_kind",
+]
+
+Builder = Callable[[ModelConfig, tuple[int, ...], int], nn.Module]
+INPUT_SHAPES = {"spectrogram": "(channels, n_mels, frames)", "vector": "(dim,)"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build one family and what it needs. `builder` is None for non-torch models."""
+
+    builder: Optional[Builder]
+    input_kind: str  # spectrogram | vector
+    is_torch: bool = True
+    summary: str = ""
+
+
+MODELS: dict[str, ModelSpec] = {
+    "emotion_detector": ModelSpec(EmotionDetector, "spectrogram", summary="Conv2D stack + FC head"),
+    "emotion_detector2": ModelSpec(
+        EmotionDetector2, "spectrogram", summary="Conv2D+BN stack, global pool, 2-layer head"
+    ),
+    "sentan": ModelSpec(SentAn, "spectrogram", summary="1-3 conv layers + FC head"),
+    "cnn_lstm": ModelSpec(CnnLstm, "spectrogram", summary="frequency-pooling CNN + LSTM over time"),
+    "feature_mlp": ModelSpec(FeatureMLP, "vector", summary="MLP (optional Conv1D) on handcrafted vector"),
+    "svm": ModelSpec(None, "vector", is_torch=False, summary="StandardScaler + SVC (ser.models.svm)"),
+}
+
+
+def available_models() -> list[str]:
+    return sorted(MODELS)
+
+
+def get_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ModelConfigError(
+            f"invalid config key 'model.name': unknown model {name!r}; available: {available_models()}"
+        )
+    return MODELS[name]
+
+
+def input_kind(name: str) -> str:
+    """'spectrogram' or 'vector': what the family `name` takes."""
+    return get_spec(name).input_kind
+
+
+def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    """Build `cfg.name` for inputs of `input_shape` (no batch dim): (C, n_mels, frames) or (dim,)."""
+    spec = get_spec(cfg.name)
+    if not spec.is_torch or spec.builder is None:
+        raise ModelConfigError(
+            f"model {cfg.name!r} is not a torch model; fit it with ser.models.svm.fit_svm "
+            "(check MODELS[name].is_torch before build_model)"
+        )
+    shape = tuple(int(d) for d in input_shape)
+    want = 3 if spec.input_kind == "spectrogram" else 1
+    if len(shape) != want:
+        raise ModelConfigError(
+            f"invalid config key 'model.name': {cfg.name!r} takes {spec.input_kind} input "
+            f"{INPUT_SHAPES[spec.input_kind]}, got input_shape {shape}; check data.features.kind"
+        )
+    return spec.builder(cfg, shape, n_classes)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable (requires_grad) parameter values."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,174 @@
+"""`ser predict`: label audio files with a checkpoint, scoring long files in sliding windows.
+
+`Scorer` turns a batch of fixed-length windows into class probabilities with exactly the pipeline used in
+training (same audio normalisation, features, normaliser, network); `score_wave` slides it over a whole
+recording. The live/streaming scorer and the web UI build on the same two pieces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ser.checkpoint import LoadedCheckpoint, read_checkpoint, restore_classifier
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg")
+
+
+@dataclass
+class Scorer:
+    """Fixed-length windows [B, samples] -> probabilities [B, n_classes]."""
+
+    model: torch.nn.Module
+    checkpoint: LoadedCheckpoint
+    featurize: torch.nn.Module | None  # waveform -> cached-style features; None when the model does it
+
+    @property
+    def labels(self) -> list[str]:
+        return self.checkpoint.labels
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.checkpoint.cfg.data.audio.sample_rate)
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(float(self.checkpoint.cfg.data.audio.duration) * self.sample_rate))
+
+    @property
+    def audio_normalize(self) -> str:
+        return str(self.checkpoint.cfg.data.audio.normalize)
+
+    @torch.no_grad()
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        """Windows must already be normalised like training audio (`audio_normalize`)."""
+        windows = np.asarray(windows, dtype=np.float32)
+        if self.checkpoint.kind == "handcrafted":
+            from ser.data.features import handcrafted_features
+
+            x = torch.from_numpy(np.stack([handcrafted_features(w, self.sample_rate) for w in windows]))
+        else:
+            x = torch.from_numpy(windows)
+            if self.featurize is not None:
+                x = self.featurize(x)
+        logits = self.model(x)
+        return torch.softmax(logits.float(), dim=-1).numpy()
+
+
+def load_scorer(checkpoint_path: str | Path) -> Scorer:
+    ckpt = read_checkpoint(checkpoint_path)
+    model = restore_classifier(ckpt)
+    featurize = None
+    if not ckpt.waveform_mode and ckpt.kind in ("logmel", "mfcc"):
+        from ser.data.features import make_frontend
+
+        featurize = make_frontend(
+            ckpt.cfg.data.features, int(ckpt.cfg.data.audio.sample_rate), ckpt.kind
+        ).eval()
+    return Scorer(model=model, checkpoint=ckpt, featurize=featurize)
+
+
+def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
+    """Window starts covering the whole signal; the last window ends at the signal's end."""
+    if n_samples <= window:
+        return [0]
+    starts = list(range(0, n_samples - window + 1, hop))
+    if starts[-1] + window < n_samples:
+        starts.append(n_samples - window)
+    return starts
+
+
+def score_wave(
+    scorer: Scorer, wave: np.ndarray, window: float | None = None, hop: float | None = None
+) -> dict[str, Any]:
+    """Per-window and overall (mean of window probabilities) predictions for one waveform."""
+    from ser.data.audio import fix_length
+
+    sr = scorer.sample_rate
+    win = int(round(window * sr)) if window else scorer.window_samples
+    step = int(round(hop * sr)) if hop else max(win // 2, 1)
+    if win <= 0 or step <= 0:
+        raise ValueError("window and hop must be positive")
+    starts = window_starts(len(wave), win, step)
+    crop = str(scorer.checkpoint.cfg.data.audio.crop)
+    chunks = [fix_length(wave[s : s + win], scorer.window_samples, crop=crop) for s in starts]
+    probs = np.concatenate(
+        [scorer.probabilities(np.stack(chunks[i : i + 64])) for i in range(0, len(chunks), 64)]
+    )
+    overall = probs.mean(axis=0)
+    labels = scorer.labels
+    windows = [
+        {
+            "start": round(s / sr, 3),
+            "end": round(min(s + win, len(wave)) / sr, 3),
+            "label": labels[int(p.argmax())],
+            "probabilities": {label: round(float(v), 4) for label, v in zip(labels, p)},
+        }
+        for s, p in zip(starts, probs)
+    ]
+    return {
+        "label": labels[int(overall.argmax())],
+        "probabilities": {label: round(float(v), 4) for label, v in zip(labels, overall)},
+        "duration": round(len(wave) / sr, 3),
+        "windows": windows,
+    }
+
+
+def expand_audio_paths(items: list[str]) -> list[Path]:
+    """Files as given; folders expanded recursively to their audio files (sorted)."""
+    paths: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+            if not found:
+                raise FileNotFoundError(f"{path}: folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
+            paths.extend(found)
+        else:
+            paths.append(path)
+    return paths
+
+
+def predict_paths(
+    checkpoint: str | Path, audio: list[str], window: float | None = None, hop: float | None = None
+) -> list[dict[str, Any]]:
+    """One result per file; a file that cannot be read gives an `error` entry and the rest go on."""
+    from ser.data.audio import AudioError, load_audio
+
+    scorer = load_scorer(checkpoint)
+    results = []
+    for path in expand_audio_paths(audio):
+        try:
+            wave = load_audio(path, scorer.sample_rate, normalize=scorer.audio_normalize)
+        except AudioError as exc:
+            results.append({"path": str(path), "error": exc.reason})
+            continue
+        results.append({"path": str(path), **score_wave(scorer, wave, window, hop)})
+    return results
+
+
+def print_predictions(results: list[dict[str, Any]], console: Any = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if not results:
+        return
+    labels = next((list(r["probabilities"]) for r in results if "probabilities" in r), [])
+    table = Table(title="predictions")
+    table.add_column("file")
+    table.add_column("label", style="bold")
+    for label in labels:
+        table.add_column(label, justify="right")
+    table.add_column("windows", justify="right")
+    for r in results:
+        if "error" in r:
+            table.add_row(r["path"], "[red]error[/]", *[""] * len(labels), r["error"])
+            continue
+        cells = [f"{r['probabilities'][label]:.2f}" for label in labels]
+        table.add_row(r["path"], r["label"], *cells, str(len(r["windows"])))
+    console.print(table)
