@@ -74,7 +74,13 @@ def restore_classifier(ckpt: LoadedCheckpoint, cfg: DictConfig | None = None):
     cfg = cfg if cfg is not None else ckpt.cfg
     model, _ = build_classifier(cfg, ckpt.row_shape, ckpt.labels, ckpt.kind, ckpt.waveform_mode)
     state = {k: v for k, v in ckpt.state_dict.items() if not k.startswith("_metrics")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        detail = str(exc).strip().splitlines()[-1].strip()
+        raise CheckpointError(
+            f"{ckpt.path}: weights do not fit model '{cfg.model.name}' ({detail})"
+        ) from None
     missing = [k for k in missing if not _is_metric_state(k)]
     unexpected = [k for k in unexpected if not _is_metric_state(k)]
     if missing or unexpected:

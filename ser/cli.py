@@ -29,6 +29,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - models not installed
         pass
     try:
+        from ser.models.module import TrainingDiverged
+
+        errors.append(TrainingDiverged)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
         from ser.checkpoint import CheckpointError
 
         errors.append(CheckpointError)
@@ -141,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--window", type=float, default=None, help="window seconds (default: training length)")
     pr.add_argument("--hop", type=float, default=None, help="hop seconds (default: half a window)")
     pr.set_defaults(func=cmd_predict)
+
+    from ser.live import add_live_parser
+    from ser.serve import add_serve_parser
+
+    add_live_parser(sub)
+    add_serve_parser(sub)
 
     data = sub.add_parser("data", help="inspect a corpus or write the synthetic one")
     dsub = data.add_subparsers(dest="data_command", required=True)

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 CKPT_KEY = "ser"  # checkpoint entry holding what predict/evaluate need to rebuild the pipeline
 
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+    logging.getLogger(_name).setLevel(logging.WARNING)  # GPU/TPU availability and tips on every run
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
@@ -222,6 +225,7 @@ def fit_fold(
         logger=loggers,
         callbacks=all_callbacks,
         num_sanity_val_steps=0,
+        log_every_n_steps=1,
         default_root_dir=str(fold_dir),
     )
     try:

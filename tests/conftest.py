@@ -43,3 +43,57 @@ def write_wav(
 def wav_writer() -> Callable[..., Path]:
     """`write_wav` as a fixture, for tests that build tiny corpora in tmp_path."""
     return write_wav
+
+
+TINY_OVERRIDES = [
+    "data.synthetic.speakers=4",
+    "data.synthetic.per_label=4",
+    "data.synthetic.labels=[neutral,happy,sad,angry]",
+    "data.synthetic.duration=1.0",
+    "data.audio.duration=1.0",
+    "data.folds=4",
+    "data.batch_size=16",
+    "model.depth=2",
+    "model.channels=8",
+    "model.hidden=32",
+    "trainer.max_epochs=2",
+    "trainer.progress_bar=false",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides() -> list[str]:
+    return list(TINY_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def tiny_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session cache dir so the tiny synthetic corpus and its features are made once per test run."""
+    import os
+
+    cache = tmp_path_factory.mktemp("ser_cache")
+    os.environ["SER_CACHE"] = str(cache)
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg_factory(tiny_env: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., object]:
+    """Config of a tiny synthetic run (4 speakers x 4 labels, 1 s clips, small CNN); extra overrides last."""
+    from ser.config import load_config
+
+    out = tmp_path_factory.mktemp("runs")
+
+    def make(*overrides: str):
+        return load_config(overrides=[*TINY_OVERRIDES, f"trainer.output_dir={out}", *overrides])
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_cfg_factory: Callable[..., object]) -> dict:
+    """One trained fold of the tiny config: its run directory, metrics and best checkpoint."""
+    from ser.train import fit_folds
+
+    return fit_folds(tiny_cfg_factory("trainer.run_name=tiny"))

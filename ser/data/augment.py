@@ -270,18 +270,20 @@ class PitchShift(RandomTransform):
         spec = torch.stft(x, self.n_fft, hop, window=self.window, center=True, return_complex=True)
         b, k, m = spec.shape
         n_out = int(math.ceil(m * max_factor)) + 1
-        padded = torch.cat([spec, spec.new_zeros(b, k, 2)], dim=-1)  # zero frames past the end
+        # Magnitude and phase once per input frame (plus two zero frames past the end), then gathered.
+        mag_in = torch.nn.functional.pad(spec.abs(), (0, 2))
+        phase_in = torch.nn.functional.pad(spec.angle(), (0, 2))
         steps = torch.arange(n_out, device=x.device, dtype=factor.dtype).unsqueeze(0) / factor.unsqueeze(1)
         base = steps.floor().clamp(max=m)  # [B, n_out]; at/after the end reads the zero frames
         alpha = (steps - base).clamp(0, 1).unsqueeze(1)
         idx0 = base.long().unsqueeze(1).expand(b, k, n_out)
-        c0, c1 = padded.gather(2, idx0), padded.gather(2, idx0 + 1)
-        mag = (1 - alpha) * c0.abs() + alpha * c1.abs()
+        m0, m1 = mag_in.gather(2, idx0), mag_in.gather(2, idx0 + 1)
+        mag = m0 + alpha * (m1 - m0)
         advance = torch.linspace(0, math.pi * hop, k, device=x.device).view(1, k, 1)
-        dphase = c1.angle() - c0.angle() - advance
+        dphase = phase_in.gather(2, idx0 + 1) - phase_in.gather(2, idx0) - advance
         dphase = dphase - 2 * math.pi * torch.round(dphase / (2 * math.pi))
         step = torch.remainder(advance + dphase + math.pi, 2 * math.pi) - math.pi  # small before cumsum
-        phase = spec[:, :, :1].angle() + torch.cumsum(step, dim=-1) - step  # exclusive running sum
+        phase = phase_in[:, :, :1] + torch.cumsum(step, dim=-1) - step  # exclusive running sum
         out = torch.polar(mag, phase)
         return torch.istft(out, self.n_fft, hop, window=self.window, center=True, length=(n_out - 1) * hop)
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ser.config import ConfigError
+
 VAL_FRACTION = 0.15  # share of train-speaker utterances used as validation when no speaker is left
 
 
@@ -196,7 +198,7 @@ def parse_fold(value: str | int, k: int) -> list[int]:
     try:
         index = int(text)
     except ValueError:
-        raise ValueError(f"data.fold={value!r} is not a fold index or 'all'") from None
+        raise ConfigError(f"data.fold={value!r} is not a fold index or 'all'") from None
     if not 0 <= index < k:
-        raise ValueError(f"data.fold={index} is out of range: there are {k} folds (0..{k - 1})")
+        raise ConfigError(f"data.fold={index} is out of range: there are {k} folds (0..{k - 1})")
     return [index]

@@ -23,24 +23,26 @@ import os
 import shutil
 import tempfile
 import warnings
+import zlib
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
 from ser.config import SyntheticConfig
+from ser.data.labels import CANONICAL_LABELS
 
 GENERATOR_VERSION = 1  # bump when the audio changes, so cached corpora are regenerated
 SPEAKER_REGEX = r"^(?P<speaker>s\d+)-(?P<gender>[mf])-"
-CANONICAL_LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-STYLES = ("folder", "ravdess", "crema_d", "tess")
 PEAK = 0.9
+CONTROL_RATE = 1000.0  # Hz: F0 and energy contours are computed at this rate and interpolated
 
 _TAG_SPEAKER = 0x5BEA
 _TAG_UTTERANCE = 0x0773
+_TAG_STYLE = 0x57E1
 
 
 class NamingWarning(UserWarning):
@@ -92,225 +94,51 @@ class EmotionProfile:
     bandwidth: float  # formant bandwidth multiplier (breathy voices have wider bandwidths)
 
 
-PROFILES: dict[str, EmotionProfile] = {
-    "neutral": EmotionProfile(
-        1.00,
-        2.5,
-        0.40,
-        -2.5,
-        -1.5,
-        0.5,
-        0.10,
-        4.5,
-        10,
-        0.15,
-        1.0,
-        0.0,
-        -2.0,
-        0.025,
-        0.60,
-        0.04,
-        0.006,
-        0.04,
-        0.05,
-        1.00,
-        1.00,
-        0.00,
-        1.00,
-    ),
-    "calm": EmotionProfile(
-        0.95,
-        1.8,
-        0.30,
-        -2.0,
-        -1.5,
-        0.3,
-        0.05,
-        3.9,
-        12,
-        0.25,
-        1.2,
-        -4.0,
-        -3.0,
-        0.032,
-        0.65,
-        0.07,
-        0.005,
-        0.03,
-        0.05,
-        1.00,
-        0.98,
-        0.15,
-        1.15,
-    ),
-    "happy": EmotionProfile(
-        1.22,
-        5.0,
-        0.55,
-        -1.5,
-        0.5,
-        0.8,
-        0.10,
-        5.0,
-        8,
-        0.10,
-        0.9,
-        3.0,
-        -1.0,
-        0.020,
-        0.55,
-        0.04,
-        0.008,
-        0.05,
-        0.02,
-        1.04,
-        1.02,
-        0.00,
-        1.00,
-    ),
-    "sad": EmotionProfile(
-        0.92,
-        1.2,
-        0.25,
-        -3.0,
-        -1.0,
-        0.3,
-        0.15,
-        3.3,
-        8,
-        0.35,
-        1.6,
-        -6.0,
-        -5.0,
-        0.045,
-        0.72,
-        0.12,
-        0.009,
-        0.06,
-        0.15,
-        0.98,
-        0.95,
-        0.30,
-        1.30,
-    ),
-    "angry": EmotionProfile(
-        1.30,
-        5.0,
-        0.60,
-        -3.0,
-        -2.0,
-        0.8,
-        0.10,
-        5.4,
-        9,
-        0.08,
-        0.8,
-        8.0,
-        2.0,
-        0.010,
-        0.45,
-        0.03,
-        0.012,
-        0.06,
-        0.02,
-        1.00,
-        1.08,
-        0.00,
-        0.90,
-    ),
-    "fearful": EmotionProfile(
-        1.38,
-        3.0,
-        0.50,
-        -0.5,
-        1.5,
-        1.5,
-        0.60,
-        5.6,
-        4,
-        0.30,
-        0.9,
-        1.0,
-        -1.5,
-        0.025,
-        0.62,
-        0.10,
-        0.022,
-        0.09,
-        0.02,
-        1.02,
-        1.00,
-        0.10,
-        1.10,
-    ),
-    "disgust": EmotionProfile(
-        0.88,
-        2.5,
-        0.35,
-        -4.0,
-        -4.0,
-        0.6,
-        0.10,
-        3.6,
-        8,
-        0.25,
-        1.2,
-        -1.0,
-        -2.5,
-        0.030,
-        0.60,
-        0.07,
-        0.020,
-        0.12,
-        0.45,
-        0.98,
-        1.00,
-        0.10,
-        1.00,
-    ),
-    "surprised": EmotionProfile(
-        1.30,
-        6.0,
-        0.50,
-        -1.0,
-        7.0,
-        0.8,
-        0.10,
-        4.7,
-        8,
-        0.12,
-        1.0,
-        3.0,
-        -1.0,
-        0.020,
-        0.55,
-        0.05,
-        0.008,
-        0.05,
-        0.02,
-        1.03,
-        1.05,
-        0.00,
-        1.00,
-    ),
+# One column per canonical label; rows are EmotionProfile fields. Read across a row to see the contrast:
+# e.g. angry: high F0, wide range, fast, loud, flat tilt, pressed voice; sad: low F0, narrow range, slow,
+# soft, steep tilt, breathy; disgust: low, slow, creaky, falling; surprised: high with a final rise.
+_COLUMNS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+# fmt: off
+_PROFILE_TABLE: dict[str, tuple[float, ...]] = {
+    #                neutral   calm  happy    sad  angry fearful disgust surprised
+    "f0_ratio":       (1.00,  0.95,  1.22,  0.92,  1.30,  1.38,  0.88,  1.30),
+    "accent_st":      (3.0,   2.0,   6.5,   1.5,   6.5,   4.0,   3.0,   7.5),
+    "accent_prob":    (0.40,  0.30,  0.55,  0.25,  0.60,  0.50,  0.35,  0.50),
+    "declination_st": (-2.5,  -1.5,  -1.5,  -1.5,  -3.0,  -0.5,  -4.0,  -1.0),
+    "final_st":       (-1.5,  -1.5,  0.5,   -1.0,  -2.0,  1.5,   -4.0,  7.0),
+    "drift_st":       (0.5,   0.3,   0.8,   0.3,   0.8,   1.5,   0.6,   0.8),
+    "tremor_st":      (0.10,  0.05,  0.10,  0.15,  0.10,  0.60,  0.10,  0.10),
+    "rate":           (4.5,   3.9,   5.0,   3.3,   5.4,   5.6,   3.6,   4.7),
+    "rhythm_k":       (10.0,  12.0,  8.0,   8.0,   9.0,   4.0,   8.0,   8.0),
+    "pause_prob":     (0.15,  0.25,  0.10,  0.35,  0.08,  0.30,  0.25,  0.12),
+    "pause_scale":    (1.0,   1.2,   0.9,   1.4,   0.8,   0.9,   1.2,   1.0),
+    "level_db":       (0.0,   -4.0,  3.0,   -6.0,  8.0,   1.0,   -1.0,  3.0),
+    "tilt_db":        (-2.0,  -3.0,  -1.0,  -5.0,  2.0,   -1.5,  -2.5,  -1.0),
+    "return_phase":   (0.025, 0.032, 0.020, 0.045, 0.010, 0.025, 0.030, 0.020),
+    "open_quotient":  (0.60,  0.65,  0.55,  0.72,  0.45,  0.62,  0.60,  0.55),
+    "breath":         (0.04,  0.07,  0.04,  0.12,  0.03,  0.10,  0.07,  0.05),
+    "jitter":         (0.006, 0.005, 0.008, 0.009, 0.012, 0.022, 0.020, 0.008),
+    "shimmer":        (0.04,  0.03,  0.05,  0.06,  0.06,  0.09,  0.12,  0.05),
+    "creak_prob":     (0.03,  0.04,  0.02,  0.06,  0.02,  0.02,  0.30,  0.02),
+    "formant_scale":  (1.00,  1.00,  1.04,  0.98,  1.00,  1.02,  0.98,  1.03),
+    "f1_scale":       (1.00,  0.98,  1.02,  0.95,  1.08,  1.00,  1.00,  1.05),
+    "centralize":     (0.00,  0.15,  0.00,  0.30,  0.00,  0.10,  0.10,  0.00),
+    "bandwidth":      (1.00,  1.15,  1.00,  1.30,  0.90,  1.10,  1.00,  1.00),
 }
+# fmt: on
+PROFILES: dict[str, EmotionProfile] = {
+    label: EmotionProfile(**{name: row[i] for name, row in _PROFILE_TABLE.items()})
+    for i, label in enumerate(_COLUMNS)
+}
+assert set(PROFILES) == set(CANONICAL_LABELS), "every canonical label needs a synthetic profile"
 
 # F1-F3 (Hz) of an adult male vowel set (Peterson & Barney 1952); the speaker's tract length scales them.
-VOWELS = np.array(
-    [
-        [270, 2290, 3010],
-        [390, 1990, 2550],
-        [530, 1840, 2480],
-        [660, 1720, 2410],
-        [730, 1090, 2440],
-        [570, 840, 2410],
-        [440, 1020, 2240],
-        [300, 870, 2240],
-        [640, 1190, 2390],
-        [490, 1350, 1690],
-    ],
-    dtype=np.float64,
-)
+# fmt: off
+VOWELS = np.array([
+    [270, 2290, 3010], [390, 1990, 2550], [530, 1840, 2480], [660, 1720, 2410], [730, 1090, 2440],
+    [570, 840, 2410], [440, 1020, 2240], [300, 870, 2240], [640, 1190, 2390], [490, 1350, 1690],
+], dtype=np.float64)  # i I E ae A O U u V 3r
+# fmt: on
 SCHWA = np.array([500.0, 1500.0, 2500.0])
 UPPER_FORMANTS = np.array([3500.0, 4500.0, 5500.0, 6500.0, 7500.0])  # uniform-tube resonances F4-F8
 BANDWIDTHS = np.array([60.0, 80.0, 120.0, 175.0, 250.0, 300.0, 350.0, 400.0])
@@ -330,6 +158,7 @@ class Speaker:
     level_db: float
     open_quotient: float  # offset
     range_scale: float  # F0 range multiplier
+    expressiveness: float  # how far this talker pushes emotions away from neutral
 
 
 def _entropy(seed: int) -> int:
@@ -359,13 +188,40 @@ def make_speaker(seed: int, speaker_idx: int) -> Speaker:
         level_db=float(rng.normal(0.0, 2.0)),
         open_quotient=float(rng.normal(0.0, 0.04) + (0.0 if male else 0.05)),
         range_scale=float(np.exp(rng.normal(0.0, 0.2))),
+        expressiveness=float(np.exp(rng.normal(0.0, 0.2))),
     )
 
 
 def speaker_ids(cfg: SyntheticConfig) -> list[str]:
     """`s01`, `s02`, ... (wider numbers past 99)."""
-    width = max(2, len(str(int(cfg.speakers))))
-    return [f"s{i + 1:0{width}d}" for i in range(int(cfg.speakers))]
+    return _speaker_names(int(cfg.speakers))
+
+
+def _speaker_names(n: int) -> list[str]:
+    width = max(2, len(str(n)))
+    return [f"s{i + 1:0{width}d}" for i in range(n)]
+
+
+def check_config(cfg: SyntheticConfig) -> list[str]:
+    """Validate the numbers and labels of a synthetic config; returns the label list."""
+    _check_numbers(cfg)
+    return _check_labels(cfg.labels)
+
+
+def _check_numbers(cfg: SyntheticConfig) -> None:
+    problems = []
+    if int(cfg.speakers) < 1:
+        problems.append(f"speakers must be >= 1, got {cfg.speakers}")
+    if int(cfg.per_label) < 1:
+        problems.append(f"per_label must be >= 1, got {cfg.per_label}")
+    if not float(cfg.duration) > 0:
+        problems.append(f"duration must be > 0 seconds, got {cfg.duration}")
+    if int(cfg.sample_rate) < 8000:
+        problems.append(f"sample_rate must be >= 8000 Hz, got {cfg.sample_rate}")
+    if float(getattr(cfg, "variability", 1.0)) < 0:
+        problems.append(f"variability must be >= 0, got {cfg.variability}")
+    if problems:
+        raise ValueError("invalid synthetic config: " + "; ".join(f"synthetic.{p}" for p in problems))
 
 
 def _check_labels(labels: Any) -> list[str]:
@@ -383,10 +239,31 @@ def _check_labels(labels: Any) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _utterance_profile(label: str, spk: Speaker, rng: np.random.Generator, v: float) -> dict[str, float]:
-    """Blend neutral -> label by a random strength, apply the speaker, then jitter every parameter."""
+def _speaker_style(seed: int, speaker_idx: int, label: str, v: float) -> dict[str, float]:
+    """How one talker renders one emotion: fixed offsets shared by all their utterances of that label.
+
+    These are what a speaker-dependent split can memorise and a speaker-independent one cannot.
+    """
+    key = [_TAG_STYLE, _entropy(seed), speaker_idx, zlib.crc32(label.encode())]
+    rng = np.random.default_rng(np.random.SeedSequence(key))
+    if label == "neutral":
+        return {"f0": 1.0, "rate": 1.0, "level_db": 0.0, "tilt_db": 0.0, "accent_st": 1.0, "breath": 1.0}
+    return {
+        "f0": float(np.exp(rng.normal(0.0, 0.06 * v))),
+        "rate": float(np.exp(rng.normal(0.0, 0.07 * v))),
+        "level_db": float(rng.normal(0.0, 1.5 * v)),
+        "tilt_db": float(rng.normal(0.0, 1.0 * v)),
+        "accent_st": float(np.exp(rng.normal(0.0, 0.2 * v))),
+        "breath": float(np.exp(rng.normal(0.0, 0.25 * v))),
+    }
+
+
+def _utterance_profile(
+    label: str, spk: Speaker, style: dict[str, float], rng: np.random.Generator, v: float
+) -> dict[str, float]:
+    """Blend neutral -> label by a random strength, apply speaker and style, then jitter every parameter."""
     base, target = PROFILES["neutral"], PROFILES[label]
-    strength = float(np.clip(rng.normal(1.0, 0.22 * v), 0.35, 1.6))
+    strength = float(np.clip(rng.normal(spk.expressiveness, 0.22 * v), 0.35, 1.6))
     log_fields = {"f0_ratio", "accent_st", "rate", "rhythm_k", "pause_scale", "return_phase", "breath"}
     log_fields |= {"jitter", "shimmer", "formant_scale", "f1_scale", "bandwidth", "drift_st", "tremor_st"}
     p: dict[str, float] = {}
@@ -400,16 +277,15 @@ def _utterance_profile(label: str, spk: Speaker, rng: np.random.Generator, v: fl
     def lognorm(sd: float) -> float:
         return float(np.exp(rng.normal(0.0, sd * v)))
 
-    p["f0"] = spk.f0 * p.pop("f0_ratio") * lognorm(0.06)
-    p["accent_st"] *= spk.range_scale * lognorm(0.25)
-    p["rate"] *= spk.tempo * lognorm(0.08)
-    p["level_db"] += spk.level_db + rng.normal(0.0, 2.0 * v)
-    p["tilt_db"] += spk.tilt_db + rng.normal(0.0, 1.2 * v)
+    p["f0"] = spk.f0 * p.pop("f0_ratio") * style["f0"] * lognorm(0.06)
+    p["accent_st"] *= spk.range_scale * style["accent_st"] * lognorm(0.25)
+    p["rate"] *= spk.tempo * style["rate"] * lognorm(0.08)
+    p["level_db"] += spk.level_db + style["level_db"] + rng.normal(0.0, 2.0 * v)
+    p["tilt_db"] += spk.tilt_db + style["tilt_db"] + rng.normal(0.0, 1.2 * v)
     p["return_phase"] *= lognorm(0.2)
-    p["open_quotient"] = float(
-        np.clip(p["open_quotient"] + spk.open_quotient + rng.normal(0, 0.03), 0.35, 0.85)
-    )
-    p["breath"] *= spk.breath * lognorm(0.3)
+    oq = p["open_quotient"] + spk.open_quotient + rng.normal(0.0, 0.03 * v)
+    p["open_quotient"] = float(np.clip(oq, 0.35, 0.85))
+    p["breath"] *= spk.breath * style["breath"] * lognorm(0.3)
     p["jitter"] *= spk.voice_noise * lognorm(0.3)
     p["shimmer"] *= spk.voice_noise * lognorm(0.3)
     p["declination_st"] += rng.normal(0.0, 0.8 * v)
@@ -528,8 +404,9 @@ class _Plan:
 
 def _plan(p: dict[str, float], duration: float, rng: np.random.Generator) -> _Plan:
     """Syllable count from the nominal duration at neutral tempo, so slow emotions last longer."""
-    speech_s = max(duration - 0.4, 0.3)
-    n = max(2, int(round(speech_s * PROFILES["neutral"].rate * rng.uniform(0.85, 1.15))))
+    neutral = PROFILES["neutral"]
+    per_syllable = 1.0 / neutral.rate + neutral.pause_prob * 0.165 * neutral.pause_scale  # mean seconds
+    n = max(2, int(round((duration - 0.2) / per_syllable * rng.uniform(0.9, 1.1))))
     rate, k = p["rate"], max(p["rhythm_k"], 1.5)
     dur = np.clip(rng.gamma(k, 1.0 / (rate * k), n), 0.35 / rate, 2.5 / rate)
     pause = np.where(rng.random(n) < p["pause_prob"], rng.uniform(0.08, 0.25, n), 0.0) * p["pause_scale"]
@@ -553,14 +430,16 @@ def _plan(p: dict[str, float], duration: float, rng: np.random.Generator) -> _Pl
     )
 
 
-def _voicing_envelope(plan: _Plan, idx: np.ndarray, u: np.ndarray, inside: np.ndarray, sr: int) -> np.ndarray:
-    """Per-sample voiced energy: fast attack after the onset consonant, slower decay, stress."""
+def _voicing_envelope(
+    plan: _Plan, idx: np.ndarray, u: np.ndarray, inside: np.ndarray, rate: float
+) -> np.ndarray:
+    """Voiced energy at times `idx`/`u`: fast attack after the onset consonant, slower decay, stress."""
     c = plan.cons[idx]
     uv = np.clip((u - c) / np.maximum(1.0 - c, 1e-3), 0.0, 1.0)
     env = np.clip(uv / 0.15, 0, 1) ** 0.5 * np.clip((1.0 - uv) / 0.35, 0, 1) ** 0.8
     env *= np.where(plan.onset[idx] == 3, 0.35 + 0.65 * np.clip(uv / 0.25, 0, 1), 1.0)  # nasal murmur
     env *= inside & (u >= c)
-    return _box_smooth(env * plan.stress[idx], max(1, int(0.006 * sr)))
+    return _box_smooth(env * plan.stress[idx], max(1, int(0.006 * rate)))
 
 
 def _f0_contour(
@@ -571,18 +450,18 @@ def _f0_contour(
     u: np.ndarray,
     inside: np.ndarray,
     rng: np.random.Generator,
-    sr: int,
+    rate: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """F0 in Hz per sample: declination, accents, final movement, drift, tremor, creak; and the creak mask."""
+    """F0 (Hz) at times `t` (sampled at `rate`): declination, accents, final movement, drift, tremor and
+    creak (an octave-ish drop); and the creak mask as 0/1."""
     st = p["declination_st"] * (t / plan.total - 0.5)
     st += plan.accent[idx] * np.sin(np.pi * np.clip((u - 0.1) / 0.8, 0, 1)) ** 2 * inside
     last = (idx == plan.starts.size - 1) & inside
     st += p["final_st"] * last * np.clip((u - 0.2) / 0.8, 0, 1) ** 1.5
-    st += p["drift_st"] * _smooth_noise(rng, t.size, max(1, int(0.25 * sr)))
+    st += p["drift_st"] * _smooth_noise(rng, t.size, max(1, int(0.25 * rate)))
     st += p["tremor_st"] * np.sin(2 * np.pi * rng.uniform(5.0, 8.0) * t + rng.uniform(0, 2 * np.pi))
-    creaky = plan.creak[idx] & inside
-    f0 = p["f0"] * np.exp2(st / 12.0) * np.where(creaky, 0.55, 1.0)
-    return np.clip(f0, 40.0, 0.11 * sr), creaky
+    creaky = (plan.creak[idx] & inside).astype(np.float64)
+    return p["f0"] * np.exp2(st / 12.0) * (1.0 - 0.45 * creaky), creaky
 
 
 def _glottal_source(
@@ -608,7 +487,7 @@ def _glottal_source(
     rms = float(np.sqrt(np.mean(pulse**2))) + 1e-9
     voice = pulse * np.where(creaky, creak_amp[k], amp[k]) * env
     open_phase = np.where(frac < oq, 1.0, 0.35)
-    aspiration = rng.normal(0.0, 4.0 * rms * p["breath"], f0.size) * open_phase * env
+    aspiration = rng.normal(0.0, 1.2 * rms * p["breath"], f0.size) * open_phase * env
     return voice + aspiration, rms
 
 
@@ -653,23 +532,20 @@ def _noise_spectrum(
     c = plan.cons[idx]
     onset = plan.onset[idx]
     fric = inside & (onset == 1) & (u < c)
-    fric_amp = fric * np.clip(u / np.maximum(c, 1e-3) / 0.3, 0, 1) * plan.stress[idx] * 0.5
+    fric_amp = fric * np.clip(u / np.maximum(c, 1e-3) / 0.3, 0, 1) * plan.stress[idx] * 0.12
     burst_t = plan.starts + 0.8 * plan.cons * plan.dur
     hop_s = ft[1] - ft[0] if ft.size > 1 else 1.0
     burst = inside & (onset == 2) & (np.abs(ft - burst_t[idx]) < 0.5 * hop_s)
-    fric_amp = fric_amp + burst * plan.stress[idx] * 1.2
+    fric_amp = fric_amp + burst * plan.stress[idx] * 0.25
     centre = rng.uniform(2500.0, 6000.0, (plan.starts.size, 1)) * p["formant_scale"]
     highpass = (2j * np.pi * freqs) / (2j * np.pi * freqs + 2 * np.pi * 70.0)
     fric_shape = _resonators(freqs, centre, np.full_like(centre, 1800.0)) * highpass * (freqs / 2000.0)
     gap = (~inside).astype(float)
-    breath_amp = gap * _box_smooth(gap, 15) ** 2 * p["breath"] * 2.0
+    breath_amp = gap * _box_smooth(gap, 15) ** 2 * p["breath"] * 0.8
     out = np.zeros(tract.shape, dtype=np.complex128)
     rows = np.flatnonzero((fric_amp > 1e-4) | (breath_amp > 1e-4))  # noise is sparse: fill those frames
     if rows.size:
-        fric_gain = 0.5 + 0.3 * p["breath"] / 0.04
-        shape = (
-            fric_amp[rows, None] * fric_shape[idx[rows]] * fric_gain + breath_amp[rows, None] * tract[rows]
-        )
+        shape = fric_amp[rows, None] * fric_shape[idx[rows]] + breath_amp[rows, None] * tract[rows]
         gauss = rng.normal(0.0, 1.0, shape.shape) + 1j * rng.normal(0.0, 1.0, shape.shape)
         out[rows] = gauss * shape * (level * np.sqrt(0.375 * n_fft / 2.0))
     return out
@@ -686,19 +562,26 @@ def _set_level(wave: np.ndarray, env: np.ndarray, level_db: float) -> np.ndarray
 
 def synthesize_one(cfg: SyntheticConfig, speaker_idx: int, label: str, index: int) -> np.ndarray:
     """One utterance, float32 with peak <= PEAK; bit-identical for the same (seed, speaker, label, index)."""
+    _check_numbers(cfg)
     _check_labels([label])
     sr = int(cfg.sample_rate)
     v = float(getattr(cfg, "variability", 1.0))
-    entropy = [_TAG_UTTERANCE, _entropy(cfg.seed), speaker_idx, CANONICAL_LABELS.index(label), int(index)]
+    label_key = zlib.crc32(label.encode())  # by name, so reordering label lists changes nothing
+    entropy = [_TAG_UTTERANCE, _entropy(cfg.seed), speaker_idx, label_key, int(index)]
     rng = np.random.default_rng(np.random.SeedSequence(entropy))
-    p = _utterance_profile(label, make_speaker(cfg.seed, speaker_idx), rng, v)
+    style = _speaker_style(cfg.seed, speaker_idx, label, v)
+    p = _utterance_profile(label, make_speaker(cfg.seed, speaker_idx), style, rng, v)
     plan = _plan(p, float(cfg.duration), rng)
 
+    # smooth contours at a 1 kHz control rate, then interpolated to audio rate (16x less work)
     n = int(np.ceil(plan.total * sr))
     t = np.arange(n) / sr
-    idx, u, inside = plan.locate(t)
-    env = _voicing_envelope(plan, idx, u, inside, sr)
-    f0, creaky = _f0_contour(plan, p, t, idx, u, inside, rng, sr)
+    tc = np.arange(int(np.ceil(plan.total * CONTROL_RATE)) + 2) / CONTROL_RATE
+    idx, u, inside = plan.locate(tc)
+    env = np.interp(t, tc, _voicing_envelope(plan, idx, u, inside, CONTROL_RATE))
+    f0_c, creak_c = _f0_contour(plan, p, tc, idx, u, inside, rng, CONTROL_RATE)
+    f0 = np.clip(np.interp(t, tc, f0_c), 40.0, 0.11 * sr)
+    creaky = np.interp(t, tc, creak_c) > 0.5
     excitation, pulse_rms = _glottal_source(f0, creaky, env, p, rng, sr)
 
     n_fft = int(2 ** np.ceil(np.log2(0.032 * sr)))
@@ -716,7 +599,7 @@ def synthesize_one(cfg: SyntheticConfig, speaker_idx: int, label: str, index: in
 
 def synthesize(cfg: SyntheticConfig) -> list[SynthUtterance]:
     """Every (speaker, label, index) of the config, in that nesting order."""
-    labels = _check_labels(cfg.labels)
+    labels = check_config(cfg)
     ids = speaker_ids(cfg)
     jobs = [(s, lab, i) for s in range(len(ids)) for lab in labels for i in range(int(cfg.per_label))]
     out = []
@@ -730,9 +613,15 @@ def synthesize(cfg: SyntheticConfig) -> list[SynthUtterance]:
 # Writing files in real corpus naming
 # --------------------------------------------------------------------------------------------------
 
-RAVDESS_CODES = {lab: i + 1 for i, lab in enumerate(CANONICAL_LABELS)}
-CREMA_EMOTIONS = {"angry": "ANG", "disgust": "DIS", "fearful": "FEA", "happy": "HAP", "neutral": "NEU"}
-CREMA_EMOTIONS["sad"] = "SAD"
+RAVDESS_CODES = {lab: i + 1 for i, lab in enumerate(_COLUMNS)}  # 01 neutral ... 08 surprised
+CREMA_EMOTIONS = {
+    "angry": "ANG",
+    "disgust": "DIS",
+    "fearful": "FEA",
+    "happy": "HAP",
+    "neutral": "NEU",
+    "sad": "SAD",
+}
 CREMA_SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
 TESS_LABELS = {
     "angry": ("angry", "angry"),
@@ -785,61 +674,76 @@ def _crema_combos(label: str) -> list[tuple[str, str]]:
     return [("IEO", lvl) for lvl in ("LO", "MD", "HI")] + [(s, "XX") for s in CREMA_SENTENCES[1:]]
 
 
-def _jobs_for_style(style: str, cfg: SyntheticConfig) -> list[tuple[int, str, int, Path]]:
-    """(speaker index, label, utterance index, relative path) for every file the style can name."""
-    labels = _check_labels(cfg.labels)
-    per_label = int(cfg.per_label)
-    ids = speaker_ids(cfg)
-    jobs: list[tuple[int, str, int, Path]] = []
-    if style == "folder":
-        for s, sid in enumerate(ids):
-            for lab in labels:
-                for i in range(per_label):
-                    jobs.append((s, lab, i, Path(lab) / f"{sid}-{speaker_gender(s)}-{i:03d}.wav"))
-    elif style == "ravdess":
-        if len(ids) > 99:
-            _warn(f"ravdess naming has 2-digit actor numbers: writing 99 of {len(ids)} speakers")
-        for lab in labels:
-            cap = 4 if lab == "neutral" else 8
-            if per_label > cap:
-                _warn(f"ravdess naming holds {cap} files per (actor, {lab}): writing {cap} of {per_label}")
-        for s in range(min(len(ids), 99)):
-            for lab in labels:
-                cap = 4 if lab == "neutral" else 8
-                for i in range(min(per_label, cap)):
-                    jobs.append((s, lab, i, Path(f"Actor_{s + 1:02d}") / _ravdess_name(s + 1, lab, i)))
-    elif style == "crema_d":
-        dropped = [lab for lab in labels if lab not in CREMA_EMOTIONS]
-        if dropped:
-            _warn(f"crema_d has no code for {dropped}: left out")
-        for lab in labels:
-            if lab in CREMA_EMOTIONS and per_label > len(_crema_combos(lab)):
-                _warn(f"crema_d naming holds {len(_crema_combos(lab))} files per (actor, {lab}): capped")
-        for s in range(len(ids)):
-            for lab in labels:
-                if lab not in CREMA_EMOTIONS:
-                    continue
-                for i, (sent, lvl) in enumerate(_crema_combos(lab)[:per_label]):
-                    name = f"{1001 + s}_{sent}_{CREMA_EMOTIONS[lab]}_{lvl}.wav"
-                    jobs.append((s, lab, i, Path("AudioWAV") / name))
-    elif style == "tess":
-        dropped = [lab for lab in labels if lab not in TESS_LABELS]
-        if dropped:
-            _warn(f"tess has no code for {dropped}: left out")
-        if len(ids) != 2:
-            _warn(f"tess naming has two speakers (OAF, YAF): writing 2, not {len(ids)}")
-        if per_label > len(TESS_WORDS):
-            _warn(f"tess naming has {len(TESS_WORDS)} words: writing {len(TESS_WORDS)} of {per_label}")
-        for s, who in ((1, "OAF"), (3, "YAF")):  # the first two female synthetic speakers
-            for lab in labels:
-                if lab not in TESS_LABELS:
-                    continue
-                folder, suffix = TESS_LABELS[lab]
-                for i, word in enumerate(TESS_WORDS[:per_label]):
-                    jobs.append((s, lab, i, Path(f"{who}_{folder}") / f"{who}_{word}_{suffix}.wav"))
-    else:
-        raise ValueError(f"unknown synthetic corpus style {style!r}; styles: {list(STYLES)}")
+Job = tuple[int, str, int, Path]  # (speaker index, label, utterance index, path relative to OUT)
+
+
+def _folder_jobs(labels: list[str], per_label: int, n_speakers: int) -> list[Job]:
+    """OUT/<label>/<speaker>-<gender>-<index:03d>.wav, matched by SPEAKER_REGEX."""
+    return [
+        (s, lab, i, Path(lab) / f"{sid}-{speaker_gender(s)}-{i:03d}.wav")
+        for s, sid in enumerate(_speaker_names(n_speakers))
+        for lab in labels
+        for i in range(per_label)
+    ]
+
+
+def _ravdess_jobs(labels: list[str], per_label: int, n_speakers: int) -> list[Job]:
+    """OUT/Actor_XX/03-01-EE-II-SS-RR-AA.wav; actor = speaker index + 1, so odd actors are male."""
+    if n_speakers > 99:
+        _warn(f"ravdess naming has 2-digit actor numbers: writing 99 of {n_speakers} speakers")
+    jobs = []
+    for lab in labels:
+        cap = 4 if lab == "neutral" else 8
+        if per_label > cap:
+            _warn(f"ravdess naming holds {cap} files per (actor, {lab}): writing {cap} of {per_label}")
+        for s in range(min(n_speakers, 99)):
+            for i in range(min(per_label, cap)):
+                jobs.append((s, lab, i, Path(f"Actor_{s + 1:02d}") / _ravdess_name(s + 1, lab, i)))
     return jobs
+
+
+def _crema_jobs(labels: list[str], per_label: int, n_speakers: int) -> list[Job]:
+    """OUT/AudioWAV/<1001+i>_<SENTENCE>_<EMO>_<LEVEL>.wav; calm and surprised have no code."""
+    dropped = [lab for lab in labels if lab not in CREMA_EMOTIONS]
+    if dropped:
+        _warn(f"crema_d has no code for {dropped}: left out")
+    jobs = []
+    for lab in (lab for lab in labels if lab in CREMA_EMOTIONS):
+        combos = _crema_combos(lab)
+        if per_label > len(combos):
+            _warn(f"crema_d naming holds {len(combos)} files per (actor, {lab}): writing {len(combos)}")
+        for s in range(n_speakers):
+            for i, (sentence, level) in enumerate(combos[:per_label]):
+                name = f"{1001 + s}_{sentence}_{CREMA_EMOTIONS[lab]}_{level}.wav"
+                jobs.append((s, lab, i, Path("AudioWAV") / name))
+    return jobs
+
+
+def _tess_jobs(labels: list[str], per_label: int, n_speakers: int) -> list[Job]:
+    """OUT/OAF_<emotion>/OAF_<word>_<emotion>.wav: always two female talkers (synthetic s02, s04)."""
+    dropped = [lab for lab in labels if lab not in TESS_LABELS]
+    if dropped:
+        _warn(f"tess has no code for {dropped}: left out")
+    if n_speakers != 2:
+        _warn(f"tess naming has two speakers (OAF, YAF): writing 2, not {n_speakers}")
+    if per_label > len(TESS_WORDS):
+        _warn(f"tess naming has {len(TESS_WORDS)} words: writing {len(TESS_WORDS)} of {per_label}")
+    jobs = []
+    for s, who in ((1, "OAF"), (3, "YAF")):  # the first two female synthetic speakers
+        for lab in (lab for lab in labels if lab in TESS_LABELS):
+            folder, suffix = TESS_LABELS[lab]
+            for i, word in enumerate(TESS_WORDS[:per_label]):
+                jobs.append((s, lab, i, Path(f"{who}_{folder}") / f"{who}_{word}_{suffix}.wav"))
+    return jobs
+
+
+_NAMERS: dict[str, Callable[[list[str], int, int], list[Job]]] = {
+    "folder": _folder_jobs,
+    "ravdess": _ravdess_jobs,
+    "crema_d": _crema_jobs,
+    "tess": _tess_jobs,
+}
+STYLES = tuple(_NAMERS)
 
 
 def _write_crema_demographics(out: Path, n_speakers: int) -> Path:
@@ -861,8 +765,11 @@ def write_corpus(out: str | Path, style: str, cfg: SyntheticConfig) -> list[Path
     Names the naming cannot hold (too many files per actor, labels with no code) are left out with a
     `NamingWarning`. Returns the written WAV paths (plus VideoDemographics.csv for crema_d).
     """
+    namer = _NAMERS.get(style)
+    if namer is None:
+        raise ValueError(f"unknown synthetic corpus style {style!r}; styles: {list(STYLES)}")
     out = Path(out)
-    jobs = _jobs_for_style(style, cfg)
+    jobs = namer(check_config(cfg), int(cfg.per_label), int(cfg.speakers))
     out.mkdir(parents=True, exist_ok=True)
     sr = int(cfg.sample_rate)
     written = []
@@ -920,20 +827,13 @@ def materialize(cfg: SyntheticConfig, cache_dir: str | None = None) -> Path:
 
 def _publish(tmp: Path, root: Path) -> None:
     """Rename tmp -> root; if another process won the race with a complete copy, keep theirs."""
-    try:
-        os.rename(tmp, root)
-        return
-    except OSError:
-        if (root / "COMPLETE").is_file():
+    for attempt in range(2):
+        try:
+            os.rename(tmp, root)
             return
-    shutil.rmtree(root, ignore_errors=True)  # an incomplete leftover: replace it
-    os.rename(tmp, root)
-
-
-def describe(cfg: SyntheticConfig) -> str:
-    """One line for logs: what the synthetic corpus holds."""
-    labels = _check_labels(cfg.labels)
-    return (
-        f"synthetic corpus: {cfg.speakers} speakers x {len(labels)} labels x {cfg.per_label} "
-        f"= {cfg.speakers * len(labels) * cfg.per_label} utterances at {cfg.sample_rate} Hz, seed {cfg.seed}"
-    )
+        except OSError:
+            if (root / "COMPLETE").is_file():
+                return
+            if attempt:
+                raise
+            shutil.rmtree(root, ignore_errors=True)  # an incomplete leftover: replace it

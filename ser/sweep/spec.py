@@ -1,0 +1,196 @@
+"""Sweep files -> a validated `SweepConfig`, the trials' base config and a Ray Tune search space.
+
+The search space is data: dotted config keys mapped to `choice`, `grid`, `uniform`, `loguniform`,
+`randint` or `quniform`. A conditional sub-space is a `choice` whose options are mappings, e.g.
+
+    model.name:
+      choice:
+        sentan: {model.depth: {choice: [1, 2]}}
+        cnn_lstm: {model.lstm_hidden: {choice: [64, 128]}}
+
+Every key (searched, fixed, or in a sub-space) is checked against the config schema when the file is
+loaded, and every listed value is type-checked, so a typo fails before any trial starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from ser.config import (
+    ConfigError,
+    RootConfig,
+    SweepConfig,
+    load_config,
+    merge_into,
+    parse_overrides,
+    read_yaml,
+    validate,
+)
+
+SAMPLERS = ("choice", "grid", "uniform", "loguniform", "randint", "quniform")
+COND_SEP = "::"  # "model.name=sentan::model.depth": applied only when model.name == sentan
+SCHEDULERS = ("asha", "fifo", "median")
+SEARCHERS = ("random", "optuna")
+
+
+@dataclass
+class SweepPlan:
+    """A loaded sweep: its settings, the trials' base config and the flat search space spec."""
+
+    sweep: DictConfig  # SweepConfig
+    base: DictConfig  # RootConfig with base files + fixed + user overrides applied
+    space: dict[str, tuple[str, Any]] = field(default_factory=dict)  # flat key -> (sampler, args)
+    source: Path | None = None
+
+    @property
+    def searched_keys(self) -> list[str]:
+        return [k.split(COND_SEP)[-1] if COND_SEP in k else k for k in self.space]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _check_key(schema: DictConfig, key: str, where: str) -> None:
+    node: Any = schema
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            raise ConfigError(f"invalid config key '{key}' in {where}: not in the config schema")
+        node = node[part]
+
+
+def _check_value(schema: DictConfig, key: str, value: Any, where: str) -> None:
+    try:
+        merge_into(schema, OmegaConf.from_dotlist([f"{key}={_dotlist_value(value)}"]), where)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (value {value!r})") from None
+
+
+def _dotlist_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(str(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def _parse_domain(schema: DictConfig, key: str, spec: Any, where: str, out: dict, prefix: str = "") -> None:
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise ConfigError(
+            f"invalid search space for '{key}' in {where}: give exactly one of {list(SAMPLERS)}, e.g. "
+            f"{{choice: [a, b]}}; got {spec!r}"
+        )
+    sampler, args = next(iter(spec.items()))
+    if sampler not in SAMPLERS:
+        raise ConfigError(
+            f"invalid search space for '{key}' in {where}: unknown sampler '{sampler}' ({list(SAMPLERS)})"
+        )
+    _check_key(schema, key, where)
+    flat_key = f"{prefix}{key}"
+    if sampler in ("choice", "grid") and isinstance(args, dict):
+        if prefix:
+            raise ConfigError(f"invalid search space for '{key}' in {where}: conditional spaces cannot nest")
+        if sampler == "grid":
+            raise ConfigError(
+                f"invalid search space for '{key}' in {where}: a conditional space needs choice"
+            )
+        for option, sub in args.items():
+            _check_value(schema, key, option, where)
+            for sub_key, sub_spec in (sub or {}).items():
+                _parse_domain(schema, sub_key, sub_spec, where, out, prefix=f"{key}={option}{COND_SEP}")
+        out[flat_key] = ("choice", list(args))
+        return
+    if sampler in ("choice", "grid"):
+        if not isinstance(args, list) or not args:
+            raise ConfigError(
+                f"invalid search space for '{key}' in {where}: {sampler} needs a non-empty list"
+            )
+        for value in args:
+            _check_value(schema, key, value, where)
+    else:
+        need = 3 if sampler == "quniform" else 2
+        if (
+            not isinstance(args, list)
+            or len(args) != need
+            or not all(isinstance(a, (int, float)) for a in args)
+        ):
+            raise ConfigError(f"invalid search space for '{key}' in {where}: {sampler} needs {need} numbers")
+        if args[0] >= args[1]:
+            raise ConfigError(f"invalid search space for '{key}' in {where}: {sampler} low must be < high")
+        if sampler == "loguniform" and args[0] <= 0:
+            raise ConfigError(f"invalid search space for '{key}' in {where}: loguniform needs low > 0")
+        _check_value(schema, key, args[0] if sampler != "randint" else int(args[0]), where)
+    out[flat_key] = (sampler, args)
+
+
+def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepPlan:
+    """Read a sweep file; `sweep.x=...` overrides change the sweep, other `key=value` the trials' base."""
+    path = Path(path)
+    raw = read_yaml(path)
+    sweep = merge_into(OmegaConf.structured(SweepConfig), raw, str(path))
+    sweep_over = [o[len("sweep.") :] for o in overrides if o.startswith("sweep.")]
+    base_over = [o for o in overrides if not o.startswith("sweep.")]
+    sweep = merge_into(sweep, parse_overrides(sweep_over), "overrides")
+    if sweep.scheduler.name not in SCHEDULERS:
+        raise ConfigError(f"invalid config key 'scheduler.name' in {path}: one of {list(SCHEDULERS)}")
+    if sweep.searcher.name not in SEARCHERS:
+        raise ConfigError(f"invalid config key 'searcher.name' in {path}: one of {list(SEARCHERS)}")
+    if sweep.mode not in ("max", "min"):
+        raise ConfigError(f"invalid config key 'mode' in {path}: max or min")
+    schema = OmegaConf.structured(RootConfig)
+    for key, value in (sweep.fixed or {}).items():
+        _check_key(schema, key, f"{path} (fixed)")
+        _check_value(schema, key, _plain(value), f"{path} (fixed)")
+    base_files = [(path.parent / b) if not Path(b).is_absolute() else Path(b) for b in sweep.base]
+    fixed = [f"{k}={_dotlist_value(_plain(v))}" for k, v in (sweep.fixed or {}).items()]
+    base = load_config(base_files, [*fixed, *base_over])
+    base.trainer.max_epochs = int(sweep.scheduler.max_t)
+    space: dict[str, tuple[str, Any]] = {}
+    for key, spec in (_plain(sweep.space) or {}).items():
+        _parse_domain(schema, key, spec, str(path), space)
+    return SweepPlan(sweep=sweep, base=base, space=space, source=path)
+
+
+def to_tune_space(space: dict[str, tuple[str, Any]]) -> dict[str, Any]:
+    """Flat spec -> Ray Tune domains (keys stay flat: dotted, with conditional prefixes)."""
+    from ray import tune
+
+    makers = {
+        "choice": lambda a: tune.choice(a),
+        "grid": lambda a: tune.grid_search(a),
+        "uniform": lambda a: tune.uniform(a[0], a[1]),
+        "loguniform": lambda a: tune.loguniform(a[0], a[1]),
+        "randint": lambda a: tune.randint(int(a[0]), int(a[1])),
+        "quniform": lambda a: tune.quniform(a[0], a[1], a[2]),
+    }
+    return {key: makers[sampler](args) for key, (sampler, args) in space.items()}
+
+
+def trial_overrides(base: DictConfig, params: dict[str, Any]) -> dict[str, Any]:
+    """The config values a trial's sampled params set: conditional keys only where their option won."""
+    chosen: dict[str, Any] = {}
+    for key, value in params.items():
+        if COND_SEP in key:
+            condition, real_key = key.split(COND_SEP, 1)
+            cond_key, cond_value = condition.split("=", 1)
+            if str(params.get(cond_key, OmegaConf.select(base, cond_key))) != cond_value:
+                continue
+            chosen[real_key] = value
+        else:
+            chosen[key] = value
+    return chosen
+
+
+def apply_params(base: DictConfig, params: dict[str, Any]) -> DictConfig:
+    """The trial's full config: base + sampled params (type-checked again)."""
+    cfg = base.copy()
+    dotlist = [f"{k}={_dotlist_value(v)}" for k, v in trial_overrides(base, params).items()]
+    cfg = merge_into(cfg, OmegaConf.from_dotlist(dotlist), "trial parameters")
+    validate(cfg)
+    return cfg

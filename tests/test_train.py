@@ -1,0 +1,150 @@
+"""`fit`, `evaluate` and `predict` end to end on the tiny synthetic corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser.checkpoint import CheckpointError, read_checkpoint
+from ser.cli import main
+from ser.config import load_config
+from ser.evaluate import evaluate_checkpoint
+from ser.predict import predict_paths, window_starts
+from ser.train import fit_folds
+
+
+def test_run_directory_holds_everything(tiny_run: dict) -> None:
+    run_dir = Path(tiny_run["run_dir"])
+    for name in ("config.yaml", "metrics.json", "confusion_matrix.png", "curves.png"):
+        assert (run_dir / name).stat().st_size > 0, name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    fold = metrics["folds"][0]
+    assert set(fold["test"]) >= {"wa", "uar", "f1", "per_class_recall", "confusion"}
+    assert fold["epochs"] == 2 and fold["parameters"] > 0 and fold["wall_seconds"] > 0
+    assert Path(fold["checkpoint"]).is_file()
+    assert set(metrics["summary"]) >= {"test/wa", "test/uar", "test/f1"}
+    # the test speakers are disjoint from the ones the model was selected and trained on
+    speakers = fold["speakers"]
+    assert not set(speakers["test"]) & (set(speakers["train"]) | set(speakers["val"]))
+    # the confusion matrix counts every test utterance once
+    assert np.sum(fold["test"]["confusion"]) == fold["sizes"]["test"]
+    # the resolved config is loadable again by `ser fit --config`
+    again = load_config([run_dir / "config.yaml"])
+    assert again.model.depth == 2 and again.data.synthetic.speakers == 4
+
+
+def test_same_seed_same_metrics(tiny_cfg_factory, tiny_run: dict) -> None:
+    again = fit_folds(tiny_cfg_factory("trainer.run_name=tiny-again"))
+    first, second = tiny_run["folds"][0], again["folds"][0]
+    assert first["test"]["confusion"] == second["test"]["confusion"]
+    assert first["history"][-1]["val/loss"] == pytest.approx(second["history"][-1]["val/loss"], rel=1e-6)
+
+
+def test_evaluate_reproduces_fit_test_metrics(tiny_run: dict, tmp_path: Path) -> None:
+    fold = tiny_run["folds"][0]
+    result = evaluate_checkpoint(fold["checkpoint"], out_dir=tmp_path / "eval")
+    evaluated = result["metrics"]["folds"][0]["test"]
+    assert evaluated["confusion"] == fold["test"]["confusion"]
+    assert evaluated["uar"] == pytest.approx(fold["test"]["uar"])
+    assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 0
+
+
+def test_evaluate_warns_when_test_speakers_were_trained_on(tiny_run: dict, tmp_path: Path) -> None:
+    ckpt = tiny_run["folds"][0]["checkpoint"]
+    with pytest.warns(UserWarning, match="not speaker-independent"):
+        evaluate_checkpoint(ckpt, overrides=["data.fold=1"], out_dir=tmp_path / "leak")
+
+
+def test_predict_files_windows_and_errors(tiny_run: dict, tmp_path: Path) -> None:
+    ckpt = tiny_run["folds"][0]["checkpoint"]
+    labels = tiny_run["metrics"]["labels"]
+    rng = np.random.default_rng(0)
+    short = tmp_path / "short.wav"
+    sf.write(short, (0.1 * rng.standard_normal(8000)).astype(np.float32), 16000)
+    long = tmp_path / "long.flac"
+    sf.write(long, (0.1 * rng.standard_normal(16000 * 4)).astype(np.float32), 16000, format="FLAC")
+    broken = tmp_path / "broken.wav"
+    broken.write_text("not audio")
+    results = {Path(r["path"]).name: r for r in predict_paths(ckpt, [str(short), str(long), str(broken)])}
+    assert results["short.wav"]["label"] in labels
+    assert sum(results["short.wav"]["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert len(results["long.flac"]["windows"]) == len(window_starts(16000 * 4, 16000, 8000)) == 7
+    assert "broken.wav" in results and "error" in results["broken.wav"]
+
+
+def test_predict_cli_json_lines(tiny_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ckpt = tiny_run["folds"][0]["checkpoint"]
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i in range(2):
+        sf.write(
+            folder / f"c{i}.wav",
+            (0.1 * np.random.default_rng(i).standard_normal(16000)).astype(np.float32),
+            16000,
+        )
+    assert main(["predict", ckpt, str(folder), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [Path(x["path"]).name for x in lines] == ["c0.wav", "c1.wav"]
+
+
+def test_checkpoint_errors(tmp_path: Path, tiny_run: dict) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        read_checkpoint(tmp_path / "missing.ckpt")
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"\x00\x01 definitely not a checkpoint")
+    with pytest.raises(CheckpointError, match="garbage.ckpt"):
+        read_checkpoint(garbage)
+    import torch
+
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    with pytest.raises(CheckpointError, match="not a ser checkpoint"):
+        read_checkpoint(foreign)
+    # weights of one model family do not load into another
+    ckpt = read_checkpoint(tiny_run["folds"][0]["checkpoint"])
+    from ser.checkpoint import restore_classifier
+
+    other = ckpt.cfg.copy()
+    other.model.name = "cnn_lstm"
+    with pytest.raises(CheckpointError, match="do not fit model 'cnn_lstm'"):
+        restore_classifier(ckpt, other)
+
+
+def test_cross_validation_over_all_folds(tiny_cfg_factory) -> None:
+    result = fit_folds(tiny_cfg_factory("data.fold=all", "trainer.max_epochs=1", "trainer.run_name=cv"))
+    metrics = result["metrics"]
+    assert [f["fold"] for f in metrics["folds"]] == [0, 1, 2, 3]
+    tested = [s for f in metrics["folds"] for s in f["speakers"]["test"]]
+    assert sorted(tested) == sorted(set(tested)) and len(tested) == 4  # every speaker tested exactly once
+    assert metrics["summary"]["test/uar"]["n"] == 4
+
+
+def test_svm_baseline_reports_same_metrics(tiny_cfg_factory) -> None:
+    result = fit_folds(tiny_cfg_factory("model.name=svm", "trainer.run_name=svm"))
+    fold = result["metrics"]["folds"][0]
+    assert result["metrics"]["feature"] == "handcrafted"
+    assert 0.0 <= fold["test"]["uar"] <= 1.0 and np.sum(fold["test"]["confusion"]) == fold["sizes"]["test"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.name=transformer9000"], "transformer9000"),
+        (["model.kernel_size=99"], "model.kernel_size"),
+        (["data.fold=7"], "data.fold"),
+        (["data.features.kind=handcrafted"], "data.features.kind"),
+        (["optim.lr=1e30", "optim.optimizer=sgd", "optim.momentum=0.0"], "loss became"),
+    ],
+)
+def test_bad_input_is_a_clear_cli_error(
+    tiny_env, tiny_overrides, overrides, message, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    code = main(
+        ["fit", *tiny_overrides, "trainer.max_epochs=1", f"trainer.output_dir={tmp_path}", *overrides]
+    )
+    assert code != 0
+    assert message in capsys.readouterr().err
