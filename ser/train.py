@@ -42,25 +42,35 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
 class History(Callback):
-    """Per-epoch metrics in memory: curves and sweep reporting read them without parsing CSV."""
+    """Per-epoch metrics in memory: curves and sweep reporting read them without parsing CSV.
+
+    Lightning aggregates epoch-level metrics after the epoch-end hooks, so validation metrics are read at
+    `on_validation_end` and an epoch's training metrics at the next epoch's start (or at the end of fit).
+    """
 
     def __init__(self) -> None:
         self.epochs: list[dict[str, float]] = []
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
-        row = {"epoch": float(trainer.current_epoch)}
-        for key, value in trainer.callback_metrics.items():
-            if key.startswith(("train/", "val/")):
-                row[key] = float(value)
-        self.epochs.append(row)
+    @staticmethod
+    def _metrics(trainer: L.Trainer, prefix: str) -> dict[str, float]:
+        return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(prefix)}
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.epochs and self.epochs[-1]["epoch"] == trainer.current_epoch:
-            for key, value in trainer.callback_metrics.items():
-                if key.startswith("train/"):
-                    self.epochs[-1][key] = float(value)
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        self.epochs.append({"epoch": float(trainer.current_epoch), **self._metrics(trainer, "val/")})
+
+    def _add_train(self, trainer: L.Trainer, epoch: int) -> None:
+        for row in self.epochs:
+            if row["epoch"] == epoch:
+                row.update(self._metrics(trainer, "train/"))
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch > 0:
+            self._add_train(trainer, trainer.current_epoch - 1)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._add_train(trainer, trainer.current_epoch - 1)
 
 
 class PipelineInfo(Callback):
@@ -161,7 +171,7 @@ def _wandb_logger(cfg: DictConfig, run_dir: Path, name: str):
         save_dir=str(cfg.wandb.dir or run_dir),
         offline=cfg.wandb.mode == "offline",
         config=OmegaConf.to_container(cfg, resolve=True),
-        reinit="finish_previous",
+        reinit="create_new",  # folds of a CV trial run in threads: one live run each
     )
 
 
@@ -234,9 +244,7 @@ def fit_fold(
         trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False, weights_only=False)
     finally:
         if wandb_logger is not None:
-            import wandb
-
-            wandb.finish()
+            wandb_logger.experiment.finish()  # this fold's run only (not wandb.finish(): threads)
     test = dict(model.test_results)
     result = {
         "fold": fold_index,

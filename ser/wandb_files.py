@@ -57,13 +57,21 @@ def read_run(path: str | Path) -> dict[str, Any]:
         kind = record.WhichOneof("record_type")
         if kind == "history":
             history.append({_key(i): json.loads(i.value_json) for i in record.history.item})
-        elif kind == "config":
-            for item in record.config.update:
-                config[_key(item)] = json.loads(item.value_json)
+        elif kind in ("config", "run"):
+            updates = record.config.update if kind == "config" else record.run.config.update
+            for item in updates:
+                config[_key(item)] = _unwrap(json.loads(item.value_json))
         elif kind == "summary":
             for item in record.summary.update:
                 summary[_key(item)] = json.loads(item.value_json)
     return {"history": history, "config": config, "summary": summary}
+
+
+def _unwrap(value: Any) -> Any:
+    """W&B stores config values as {"value": v, "desc": ...}."""
+    if isinstance(value, dict) and "value" in value and set(value) <= {"value", "desc"}:
+        return value["value"]
+    return value
 
 
 def _key(item: Any) -> str:

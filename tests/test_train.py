@@ -148,3 +148,19 @@ def test_bad_input_is_a_clear_cli_error(
     )
     assert code != 0
     assert message in capsys.readouterr().err
+
+
+def test_history_matches_the_csv_log_epoch_by_epoch(tiny_run: dict) -> None:
+    import csv
+
+    fold = tiny_run["folds"][0]
+    log = Path(tiny_run["run_dir"]) / "fold_0" / "logs" / "metrics.csv"
+    with log.open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r.get("val/uar")]
+    csv_val = {int(r["epoch"]): float(r["val/uar"]) for r in rows}
+    history = {int(h["epoch"]): h for h in fold["history"]}
+    assert sorted(history) == sorted(csv_val) == [0, 1]
+    for epoch, value in csv_val.items():
+        assert history[epoch]["val/uar"] == pytest.approx(value)
+        assert "train/loss" in history[epoch]  # each epoch's own training metrics, filled in after it
+    assert fold["val_uar_best"] == pytest.approx(max(csv_val.values()))

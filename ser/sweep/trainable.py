@@ -25,7 +25,8 @@ from ser.data.datamodule import PreparedData, prepare_data, resolve_feature_kind
 from ser.data.folds import parse_fold
 from ser.sweep.spec import apply_params
 
-REPORTED = ("val/uar", "val/wa", "val/f1", "val/loss", "val/uar_best", "train/loss", "train/uar")
+# validation metrics only: Lightning has not aggregated the epoch's training metrics when validation ends
+REPORTED = ("val/uar", "val/wa", "val/f1", "val/loss", "val/uar_best")
 
 
 def prepared_key(kind: str, waveform_mode: bool) -> str:
@@ -55,7 +56,7 @@ class FoldBarrier(Callback):
         self.group = group
         self.slot = fold_slot
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+    def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in REPORTED}
@@ -153,7 +154,7 @@ def run_trial(
         else:
             index = parse_fold(str(cfg.data.fold), len(data.folds))[0]
             reporter = TuneReportCheckpointCallback(
-                metrics=list(REPORTED), filename="checkpoint.ckpt", on="train_epoch_end"
+                metrics=list(REPORTED), filename="checkpoint.ckpt", on="validation_end"
             )
             fold_results = [fit_fold(cfg, data, index, trial_dir / f"fold_{index}", [reporter])]
     except Exception as exc:
