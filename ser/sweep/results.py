@@ -313,19 +313,21 @@ def ckpt_labels(path: Path) -> list[str]:
 
 
 def top_table(rows: Sequence[dict[str, Any]], keys: Sequence[str], metric: str, n: int = 10):
+    """The top trials, compact enough for an 80-column terminal: key headers keep their last part."""
     from rich.table import Table
 
-    table = Table(title=f"top trials by best {metric}")
-    for column in ("#", "trial", "status", "best", "last", "epochs", *keys, "seconds"):
-        table.add_column(column, justify="right" if column not in ("trial", "status") else "left")
+    table = Table(title=f"top trials by best {metric}", pad_edge=False)
+    headers = ["#", "trial", "status", "best", "epochs", *[k.split(".")[-1] for k in keys], "s"]
+    for column in headers:
+        table.add_column(column, justify="left" if column in ("trial", "status") else "right")
     for rank, r in enumerate(rows[:n], 1):
+        status = {"completed": "done", "stopped": "stopped", "error": "ERROR"}[r["status"]]
         style = "red" if r["status"] == "error" else ("dim" if r["stopped_early"] else "")
         table.add_row(
             str(rank),
-            str(r["trial_id"]),
-            r["status"] + (" (early)" if r["stopped_early"] else ""),
+            str(r["trial_id"]).split("_")[-1],
+            status,
             _fmt(r["best"], 3),
-            _fmt(r["last"], 3),
             str(r["epochs"]),
             *[_short(r.get(k, "")) for k in keys],
             _fmt(r["wall_seconds"], 0),
@@ -336,5 +338,5 @@ def top_table(rows: Sequence[dict[str, Any]], keys: Sequence[str], metric: str, 
 
 def _short(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.3g}"
+        return f"{value:.1e}" if 0 < abs(value) < 0.01 else f"{value:.3g}"
     return str(value)
