@@ -227,7 +227,7 @@ class SearcherConfig:
 class ResourcesConfig:
     cpu: float = 1.0
     gpu: float = 0.0  # fractional: 0.25 packs 4 trials on one GPU
-    workers: int = 1  # > 1: DDP over several GPUs per trial through Ray Train
+    workers: int = 1  # DDP over several GPUs per trial (Ray Train) is not implemented yet: must be 1
 
 
 @dataclass

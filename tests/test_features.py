@@ -18,11 +18,9 @@ from ser.data.features import (
     HANDCRAFTED_DIM,
     MFCC,
     LogMel,
-    Standardizer,
     feature_shape,
     handcrafted_features,
     make_frontend,
-    utterance_normalize,
 )
 from ser.data.types import Utterance
 
@@ -114,34 +112,6 @@ def test_handcrafted_vector_shape_and_finite():
     assert np.isfinite(vec).all()
     mfcc0 = librosa.feature.mfcc(y=speech_like(0.5, 140, 3), sr=SR, n_mfcc=40).mean(axis=1)
     np.testing.assert_allclose(vec[:40], mfcc0, rtol=1e-4, atol=1e-3)  # documented order: MFCC first
-
-
-# --------------------------------------------------------------------------- normalisation
-def test_utterance_normalize_per_item():
-    x = np.random.default_rng(0).normal(5.0, 3.0, size=(4, 1, 8, 10)).astype(np.float32)
-    x[1] *= 100
-    for out in (utterance_normalize(x), utterance_normalize(torch.from_numpy(x)).numpy()):
-        np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), 0, atol=1e-4)
-        np.testing.assert_allclose(out.std(axis=(1, 2, 3)), 1, atol=1e-3)
-
-
-def test_standardizer_uses_only_train_rows():
-    rng = np.random.default_rng(0)
-    train = rng.normal(0.0, 1.0, size=(20, 1, 6, 30)).astype(np.float32)
-    train[:, :, 2] += 10.0  # bin 2 has its own offset
-    test = rng.normal(50.0, 9.0, size=(5, 1, 6, 30)).astype(np.float32)
-    std = Standardizer().fit(train)
-    assert std.mean.shape == (1, 6, 1)
-    np.testing.assert_allclose(std.mean[0, :, 0], train.mean(axis=(0, 3))[0], atol=1e-4)
-    assert std.mean[0, 2, 0] == pytest.approx(10.0, abs=0.2)
-    # Test rows must not leak into the statistics: fitting on train + test would move the mean to ~15.
-    out = std.transform(np.concatenate([train, test]))
-    np.testing.assert_allclose(out[:20].mean(axis=(0, 3)), 0, atol=1e-4)
-    assert out[20:].mean() > 20
-    restored = Standardizer().load_state_dict(std.state_dict())
-    np.testing.assert_array_equal(restored.transform(test), std.transform(test))
-    vec = Standardizer().fit(rng.normal(3, 2, size=(40, 193)))
-    assert vec.mean.shape == (193,)
 
 
 # ---------------------------------------------------------------------------------- cache

@@ -141,6 +141,11 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
         raise ConfigError(f"invalid config key 'scheduler.name' in {path}: one of {list(SCHEDULERS)}")
     if sweep.searcher.name not in SEARCHERS:
         raise ConfigError(f"invalid config key 'searcher.name' in {path}: one of {list(SEARCHERS)}")
+    if int(sweep.resources.workers) > 1:
+        raise ConfigError(
+            f"invalid config key 'resources.workers' in {path}: several workers (DDP) per trial is not "
+            "supported yet; use 1 worker per trial (fractional resources.gpu packs small trials on a GPU)"
+        )
     if sweep.mode not in ("max", "min"):
         raise ConfigError(f"invalid config key 'mode' in {path}: max or min")
     schema = OmegaConf.structured(RootConfig)
