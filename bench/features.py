@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -93,6 +94,12 @@ def current_rss_mb() -> float:
         return maxrss_mb()
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads: the work done, less sensitive to load."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def touch(x: np.ndarray) -> float:
     """Read every value (float64 sum, no full copy), as training will; a cache hit is mmap until then."""
     return float(np.sum(x, dtype=np.float64))
@@ -143,6 +150,7 @@ def run_job(job: Job, cfg: DictConfig, utterances: Sequence[Any], cache_dir: str
 
     warm_up(job, cfg, device, str(utterances[0].path))
     base_rss = current_rss_mb()
+    cpu_start = cpu_seconds()
     start = time.perf_counter()
     compute = None
     if job.group == "decode":
@@ -165,12 +173,14 @@ def run_job(job: Job, cfg: DictConfig, utterances: Sequence[Any], cache_dir: str
         x, from_cache, compute = result.x, result.from_cache, result.compute_seconds
     touch(x)
     seconds = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu_start
     if from_cache != (job.state == "cached") and job.group != "cuda":
         raise RuntimeError(f"{job.name}: expected a cache {'hit' if job.state == 'cached' else 'miss'}")
     peak = maxrss_mb()
     return {
         "job": job.name,
         "seconds": seconds,
+        "cpu": cpu,
         "compute": compute,
         "rows": int(len(x)),
         "shape": list(x.shape[1:]),
@@ -257,6 +267,7 @@ def summarize(jobs: Sequence[Job], results: dict[str, list[dict]]) -> list[dict[
                 "variant": f"{DESCRIPTIONS[job.group]} [{job.state}]",
                 "runs": len(runs),
                 "wall s": seconds,
+                "cpu s": median([r["cpu"] for r in runs]),
                 "features s": median(computes) if computes and job.state == "cold" else None,
                 "files/s": runs[0]["rows"] / max(seconds, 1e-9),
                 "peak RSS MB": median([r["peak_rss_mb"] for r in runs]),
@@ -324,8 +335,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     print()
     print(format_table(rows, list(rows[0])))
     print(
-        "wall s: the whole load_features/load_waveforms call plus reading every value (median); "
-        "features s: feature computation alone; +RSS: peak resident growth during the call"
+        "wall s: the whole load_features/load_waveforms call plus reading every value (median); cpu s: "
+        "CPU time of all its threads; features s: feature computation alone (wall); +RSS: peak resident "
+        "growth during the call"
     )
     ratios = compute_ratios(results)
     print(

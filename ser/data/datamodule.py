@@ -146,7 +146,9 @@ class TensorBatches:
             idx = order[start : start + self.batch_size]
             if self.shuffle and len(idx) == 1:
                 break  # a training batch of one breaks BatchNorm; the item is drawn again next epoch
-            yield self.x[idx], self.y[idx]
+            # index_select, not x[idx]: advanced indexing ran as a 2-thread OpenMP op that stalled
+            # ~20 ms per step on a loaded CPU (bench/pipeline.py)
+            yield self.x.index_select(0, idx), self.y.index_select(0, idx)
 
 
 class SERDataModule(L.LightningDataModule):
