@@ -79,13 +79,24 @@ class ConvStack(nn.Module):
 
 
 class EmotionDetector(nn.Module):
-    """[B, C, n_mels, frames] -> `depth` conv blocks -> adaptive avg pool (<= 4x4) -> FC head -> logits."""
+    """[B, C, n_mels, frames] -> `depth` conv blocks -> adaptive avg pool (<= 4x4) -> FC head -> logits.
+
+    Subclasses change only the class attributes: the family name in errors, the depth limit and the
+    per-block pooling (SentAn)."""
+
+    FAMILY = "emotion_detector"
+    TITLE = "EmotionDetector"
+    MAX_DEPTH: int | None = None
+    POOL_SIZE = (2, 2)
 
     def __init__(self, cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int) -> None:
         super().__init__()
         check_n_classes(n_classes)
-        c, f, t = spectrogram_shape(input_shape, "emotion_detector")
-        check_range("depth", cfg.depth, 1)
+        c, f, t = spectrogram_shape(input_shape, self.FAMILY)
+        if self.MAX_DEPTH is None:
+            check_range("depth", cfg.depth, 1)
+        else:
+            check_range("depth", cfg.depth, 1, self.MAX_DEPTH, family=self.FAMILY)
         conv_p, head_p = dropout_rates(cfg)
         self.input_shape = (c, f, t)
         self.features = ConvStack(
@@ -95,6 +106,7 @@ class EmotionDetector(nn.Module):
             cfg.batch_norm,
             cfg.activation,
             cfg.pool,
+            pool_size=self.POOL_SIZE,
             dropout=conv_p,
         )
         out_c, h, w = self.features.out_shape
@@ -117,7 +129,7 @@ class EmotionDetector(nn.Module):
         oc, h, w = self.features.out_shape
         gh, gw = self.grid
         return (
-            f"EmotionDetector: [B, {c}, {f}, {t}] -> {len(self.features.blocks)} conv blocks -> "
+            f"{self.TITLE}: [B, {c}, {f}, {t}] -> {len(self.features.blocks)} conv blocks -> "
             f"[B, {oc}, {h}, {w}] -> pool [B, {oc}, {gh}, {gw}] -> head -> "
             f"[B, {self.head[-1].out_features}]"
         )
