@@ -124,8 +124,10 @@ def test_smoke_sweep_asha_stops_and_failures_are_recorded(tiny_env, ray_session,
         max_concurrent_trials=1,
         storage_path=str(tmp_path / "out"),
     )
-    result = run_sweep(load_sweep(sweep_file))
+    plan = load_sweep(sweep_file)
+    result = run_sweep(plan)
     out = Path(result["dir"])
+    board = (out / "leaderboard.csv").read_text()
     with (out / "leaderboard.csv").open() as handle:
         rows = {float(r["optim.lr"]): r for r in csv.DictReader(handle)}
     good, frozen, diverged = rows[0.01], rows[0.0], rows[1.0e30]
@@ -148,6 +150,12 @@ def test_smoke_sweep_asha_stops_and_failures_are_recorded(tiny_env, ray_session,
     assert [round(h["training_iteration"]) for h in by_lr[0.01]["history"]] == [1, 2, 3]
     assert len(by_lr[0.0]["history"]) == 2 and "val/uar" in by_lr[0.0]["history"][-1]
     assert by_lr[1.0e30]["summary"]["trial_state"] == "failed"
+    # `--report` rebuilds the same leaderboard from what is on disk
+    from ser.sweep.run import report_sweep
+
+    (out / "leaderboard.csv").unlink()
+    report_sweep(plan)
+    assert (out / "leaderboard.csv").read_text() == board
 
 
 def test_cross_validation_per_trial_reports_the_fold_mean(tiny_env, ray_session, tmp_path: Path) -> None:

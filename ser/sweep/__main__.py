@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--address", default=None, help="Ray cluster address (e.g. auto); default: local")
     parser.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
+    parser.add_argument(
+        "--report", action="store_true", help="only rebuild leaderboard and plots from the results on disk"
+    )
     return parser
 
 
@@ -32,11 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
     args = build_parser().parse_args([a for a in argv if a not in overrides])
     try:
-        from ser.sweep.run import run_sweep
+        from ser.sweep.run import report_sweep, run_sweep
         from ser.sweep.spec import load_sweep
 
         plan = load_sweep(args.sweep_file, overrides)
-        run_sweep(plan, resume=args.resume, address=args.address, wandb=False if args.no_wandb else None)
+        if args.report:
+            report_sweep(plan)
+        else:
+            run_sweep(plan, resume=args.resume, address=args.address, wandb=False if args.no_wandb else None)
     except _user_errors() as exc:
         print(f"ser sweep: error: {exc}", file=sys.stderr)
         return 2

@@ -60,11 +60,9 @@ def collect_rows(result_grid, plan: SweepPlan) -> list[dict[str, Any]]:
         outcome_file = trial_dir / "trial_result.json"
         outcome = json.loads(outcome_file.read_text()) if outcome_file.is_file() else {}
         error = result.error
-        status = "error" if error else ("completed" if outcome.get("status") == "completed" else "stopped")
-        if status == "stopped" and epochs >= max_t:
-            status = "completed"
-        params = trial_overrides(plan.base, dict(result.config or {}))
         metrics = result.metrics or {}
+        status = _status(error, outcome, epochs, max_t, bool(metrics.get("done")))
+        params = trial_overrides(plan.base, _trial_config(result))
         row = {
             "trial_id": metrics.get("trial_id") or trial_dir.name,
             "status": status,
@@ -83,6 +81,25 @@ def collect_rows(result_grid, plan: SweepPlan) -> list[dict[str, Any]]:
     reverse = mode == "max"
     rows.sort(key=lambda r: (r["best"] is None, -(r["best"] or 0) if reverse else (r["best"] or 0)))
     return rows
+
+
+def _trial_config(result) -> dict[str, Any]:
+    """The trial's sampled params; from params.json when the results on disk lack them (failed trials)."""
+    if result.config:
+        return dict(result.config)
+    params = Path(result.path) / "params.json"
+    return json.loads(params.read_text()) if params.is_file() else {}
+
+
+def _status(error: Any, outcome: dict[str, Any], epochs: int, max_t: int, done: bool) -> str:
+    """completed | stopped (by the scheduler) | error | interrupted (resume it) | pending (never ran)."""
+    if error:
+        return "error"
+    if outcome.get("status") == "completed" or epochs >= max_t:
+        return "completed"
+    if epochs == 0:
+        return "pending"
+    return "stopped" if done else "interrupted"
 
 
 def _error_line(error: BaseException | None, outcome: dict[str, Any]) -> str:
@@ -272,7 +289,7 @@ def summarize_sweep(result_grid, plan: SweepPlan, out_dir: Path) -> dict[str, An
     best = ranked[0] if ranked else None
     if best is not None:
         result = next(r for r in result_grid if str(Path(r.path)) == best["path"])
-        cfg = best_config(plan, dict(result.config))
+        cfg = best_config(plan, _trial_config(result))
         (out_dir / "best_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         best_dir = out_dir / "best"
         best_dir.mkdir(exist_ok=True)
@@ -321,7 +338,7 @@ def top_table(rows: Sequence[dict[str, Any]], keys: Sequence[str], metric: str, 
     for column in headers:
         table.add_column(column, justify="left" if column in ("trial", "status") else "right")
     for rank, r in enumerate(rows[:n], 1):
-        status = {"completed": "done", "stopped": "stopped", "error": "ERROR"}[r["status"]]
+        status = {"completed": "done", "error": "ERROR"}.get(r["status"], r["status"])
         style = "red" if r["status"] == "error" else ("dim" if r["stopped_early"] else "")
         table.add_row(
             str(rank),

@@ -180,8 +180,8 @@ class SweepProgress:
         )
         self.progress.update(self.task, completed=done, description=text)
 
-    def update_final(self, n_trials: int) -> None:
-        self.progress.update(self.task, completed=n_trials, total=n_trials)
+    def update_final(self, finished: int) -> None:
+        self.progress.update(self.task, completed=finished)
 
     def __enter__(self):
         _PROGRESS["ser-sweep"] = self
@@ -209,6 +209,26 @@ def _wandb_callback(plan: SweepPlan, enabled: bool | None):
 
 def experiment_dir(plan: SweepPlan) -> Path:
     return Path(plan.sweep.storage_path).expanduser().resolve() / plan.sweep.name
+
+
+def report_sweep(plan: SweepPlan, console: Any = None) -> dict[str, Any]:
+    """Rebuild leaderboard, best config/checkpoint and plots from what a sweep left on disk."""
+    from ray.tune import ExperimentAnalysis, ResultGrid
+    from rich.console import Console
+
+    from ser.sweep.results import summarize_sweep, top_table
+
+    console = console or Console(stderr=True)
+    exp_dir = experiment_dir(plan)
+    if not exp_dir.is_dir():
+        raise ConfigError(f"no sweep results at {exp_dir}")
+    grid = ResultGrid(
+        ExperimentAnalysis(str(exp_dir), default_metric=plan.sweep.metric, default_mode=plan.sweep.mode)
+    )
+    summary = summarize_sweep(grid, plan, exp_dir)
+    console.print(top_table(summary["rows"], summary["keys"], plan.sweep.metric))
+    console.print(f"sweep results: {exp_dir}")
+    return {"dir": exp_dir, **summary}
 
 
 def run_sweep(
@@ -302,7 +322,7 @@ def run_sweep(
         )
     with progress:
         result_grid = tuner.fit()
-        progress.update_final(len(result_grid))
+        progress.update_final(sum(1 for r in result_grid if r.metrics and r.metrics.get("done") or r.error))
     if wandb_cb is not None:
         from ser.sweep.wandb_log import wait_for_writers
 
@@ -326,5 +346,10 @@ def run_sweep(
     }
     (exp_dir / "sweep.json").write_text(json.dumps(info, indent=2, default=str))
     console.print(top_table(summary["rows"], summary["keys"], plan.sweep.metric))
+    unfinished = [r for r in summary["rows"] if r["status"] in ("interrupted", "pending")]
+    if unfinished:
+        console.print(
+            f"[yellow]{len(unfinished)} trial(s) did not finish:[/] run the same command with --resume"
+        )
     console.print(f"sweep results: {exp_dir}")
     return {"dir": exp_dir, **summary, "info": info}
