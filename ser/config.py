@@ -227,7 +227,7 @@ class SearcherConfig:
 class ResourcesConfig:
     cpu: float = 1.0
     gpu: float = 0.0  # fractional: 0.25 packs 4 trials on one GPU
-    workers: int = 1  # DDP over several GPUs per trial (Ray Train) is not implemented yet: must be 1
+    workers: int = 1  # >1: each trial trains with DDP on this many workers (Ray Train), cpu/gpu each
 
 
 @dataclass

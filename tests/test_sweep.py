@@ -50,7 +50,6 @@ def test_typos_and_bad_spaces_name_the_key(tmp_path: Path) -> None:
         ({"sheduler": {"name": "asha"}}, "sheduler"),
         ({"fixed": {"trainer.max_epoch": 3}}, "trainer.max_epoch"),
         ({"scheduler": {"name": "hyperband"}}, "scheduler.name"),
-        ({"resources": {"workers": 2}}, "resources.workers"),
     ]
     for i, (section, key) in enumerate(cases):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

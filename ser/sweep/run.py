@@ -281,10 +281,14 @@ def run_sweep(
             log_to_driver=True,
         )
     sweep_dict = OmegaConf.to_container(plan.sweep, resolve=True)
-    trainable = tune.with_parameters(
-        run_trial, base=OmegaConf.to_container(plan.base, resolve=True), sweep=sweep_dict, prepared=shared
-    )
-    trainable = tune.with_resources(trainable, {"cpu": float(resources.cpu), "gpu": float(resources.gpu)})
+    base_dict = OmegaConf.to_container(plan.base, resolve=True)
+    if int(resources.workers) > 1:  # DDP through Ray Train: the trial drives `workers` worker actors
+        from ser.sweep.ddp import ddp_trainable
+
+        trainable = ddp_trainable(base_dict, sweep_dict, shared)
+    else:
+        trainable = tune.with_parameters(run_trial, base=base_dict, sweep=sweep_dict, prepared=shared)
+        trainable = tune.with_resources(trainable, {"cpu": float(resources.cpu), "gpu": float(resources.gpu)})
     total = count_trials(plan)
     progress = SweepProgress(total, plan.sweep.metric, plan.sweep.mode, console)
     callbacks = [_progress_callback()]

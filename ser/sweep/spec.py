@@ -141,10 +141,12 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
         raise ConfigError(f"invalid config key 'scheduler.name' in {path}: one of {list(SCHEDULERS)}")
     if sweep.searcher.name not in SEARCHERS:
         raise ConfigError(f"invalid config key 'searcher.name' in {path}: one of {list(SEARCHERS)}")
-    if int(sweep.resources.workers) > 1:
+    if int(sweep.resources.workers) < 1:
+        raise ConfigError(f"invalid config key 'resources.workers' in {path}: at least 1 worker per trial")
+    if int(sweep.resources.workers) > 1 and int(sweep.cv.folds) > 0:
         raise ConfigError(
-            f"invalid config key 'resources.workers' in {path}: several workers (DDP) per trial is not "
-            "supported yet; use 1 worker per trial (fractional resources.gpu packs small trials on a GPU)"
+            f"invalid config key 'resources.workers' in {path}: DDP workers (workers > 1) and cv.folds > 0 "
+            "cannot be combined; use one of them"
         )
     if sweep.mode not in ("max", "min"):
         raise ConfigError(f"invalid config key 'mode' in {path}: max or min")
