@@ -85,6 +85,15 @@ def test_rank_counts_only_strictly_better_configs(scripts: dict[str, ModuleType]
     assert [rank_in(rows, (d, 0.1)) for d in (1, 2, 3, 4)] == [1, 2, 2, 4]
 
 
+def test_asha_replay_follows_rays_rung_rule_and_depends_on_order(scripts: dict[str, ModuleType]) -> None:
+    sweep = scripts["sweep"]
+    assert sweep.asha_rungs(1, 3.0, 9) == [1, 3, 9] and sweep.asha_rungs(2, 2.0, 8) == [2, 4, 8]
+    curves = [[0.1, 0.1, 0.1], [0.5, 0.5, 0.5], [0.2, 0.2, 0.2]]
+    # the first trial at a rung always goes on; later ones stop below the median of those before them
+    assert sweep.replay_asha(curves, [0, 1, 2], [1], 2.0) == 3 + 3 + 1
+    assert sweep.replay_asha(curves, [1, 0, 2], [1], 2.0) == 3 + 1 + 1
+
+
 def test_ratios_line_marks_ratios_not_ranks_or_seconds(scripts: dict[str, ModuleType]) -> None:
     line = scripts["_sweep_common"].ratios_line(
         {"frac": (0.2912, "x"), "rank": (2.0, "rank"), "overhead_s": (4.126, "s"), "tiny": (0.0042, "x")}
@@ -125,6 +134,7 @@ def test_sweep_bench_compares_asha_with_fifo(
         "asha_wall_fraction",
         "asha_best_rank_in_fifo",
         "asha_best_vs_fifo_best",
+        "replay_random_order_epoch_fraction",
     }
     assert all(value > 0 for value in printed.values()), printed
     assert printed == pytest.approx(returned, rel=0.01, abs=0.01)
