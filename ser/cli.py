@@ -103,7 +103,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from ser.predict import predict_paths, print_predictions
 
-    results = predict_paths(args.checkpoint, args.audio, window=args.window, hop=args.hop)
+    results = predict_paths(
+        args.checkpoint, args.audio, window=args.window, hop=args.hop, speaker_per_file=args.speaker_per_file
+    )
     if args.json:
         for item in results:
             print(json.dumps(item))
@@ -146,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="one JSON object per line")
     pr.add_argument("--window", type=float, default=None, help="window seconds (default: training length)")
     pr.add_argument("--hop", type=float, default=None, help="hop seconds (default: half a window)")
+    pr.add_argument(
+        "--speaker-per-file",
+        action="store_true",
+        help="speaker-normalised models: each file is its own speaker (default: all files given are one)",
+    )
     pr.set_defaults(func=cmd_predict)
 
     from ser.live import add_live_parser

@@ -69,7 +69,7 @@ class FeatureConfig:
     fmin: float = 0.0
     fmax: Optional[float] = None
     n_mfcc: int = 40
-    normalize: str = "utterance"  # none | utterance | train (statistics from the train split only)
+    normalize: str = "utterance"  # none | utterance | train (train-split statistics) | speaker (per speaker)
     cache_dir: Optional[str] = None  # default: $SER_CACHE or ~/.cache/ser
 
 
@@ -328,7 +328,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.audio.crop": ("center", "start"),
     "data.audio.normalize": ("none", "peak", "rms"),
     "data.features.kind": ("auto", "logmel", "mfcc", "handcrafted"),
-    "data.features.normalize": ("none", "utterance", "train"),
+    "data.features.normalize": ("none", "utterance", "train", "speaker"),
     "model.pool": ("max", "avg"),
     "model.activation": ("relu", "elu", "gelu", "leaky_relu"),
     "model.dropout": ("none", "conv", "classifier", "both"),

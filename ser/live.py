@@ -4,7 +4,8 @@
 ring buffer and scores every sliding window as soon as its last sample arrives. The windows it scores are
 exactly those `ser.predict.score_wave` scores on the whole signal (same starts, and `flush()` adds the same
 tail window), so live and offline predictions agree; unlike `score_wave`, each window is normalised on its
-own (a stream has no "whole file" to normalise), like one training clip.
+own (a stream has no "whole file" to normalise), like one training clip. A speaker-normalised model gets
+the statistics of every window heard so far (the stream is one speaker), so its first windows are noisier.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from ser.data.audio import SILENCE_PEAK, fix_length, normalize_wave
 
 if TYPE_CHECKING:  # importing ser.predict pulls in torch; `ser --help` should not pay for it
+    from ser.data.normalize import SpeakerStats
     from ser.predict import Scorer
 
 BLOCK_SECONDS = 0.1  # chunk size read from files/stdin; a microphone delivers blocks of this length too
@@ -129,6 +131,12 @@ class StreamingScorer:
         self._last_end = 0  # absolute end of the last scored window
         self._ema: np.ndarray | None = None
         self.count = 0
+        # a speaker-normalised model: the speaker's statistics so far, over every window heard
+        self._speaker: SpeakerStats | None = None
+        if self.scorer.speaker_normalized:
+            from ser.data.normalize import SpeakerStats
+
+            self._speaker = SpeakerStats()
 
     @property
     def sample_rate(self) -> int:
@@ -165,7 +173,9 @@ class StreamingScorer:
         peak = float(np.abs(wave).max()) if wave.size else 0.0
         wave = normalize_wave(wave, self.scorer.audio_normalize)
         wave = fix_length(wave, self.scorer.window_samples, crop=self._crop)
-        probs = self.scorer.probabilities(wave[None, :])[0].astype(np.float64)
+        if self._speaker is not None:
+            self._speaker.update(self.scorer.features(wave[None, :]))
+        probs = self.scorer.probabilities(wave[None, :], self._speaker)[0].astype(np.float64)
         latency = (time.perf_counter() - began) * 1000.0
         a = self.smoothing
         self._ema = probs if self._ema is None else a * probs + (1.0 - a) * self._ema

@@ -7,6 +7,7 @@ recording. The live/streaming scorer and the web UI build on the same two pieces
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from ser.checkpoint import LoadedCheckpoint, read_checkpoint, restore_classifier
+from ser.data.normalize import SpeakerStats
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg")
 
@@ -43,18 +45,39 @@ class Scorer:
     def audio_normalize(self) -> str:
         return str(self.checkpoint.cfg.data.audio.normalize)
 
+    @property
+    def speaker_normalized(self) -> bool:
+        """Trained with `data.features.normalize=speaker`: inputs need their speaker's statistics."""
+        return str(self.checkpoint.cfg.data.features.normalize) == "speaker"
+
     @torch.no_grad()
-    def probabilities(self, windows: np.ndarray) -> np.ndarray:
-        """Windows must already be normalised like training audio (`audio_normalize`)."""
+    def features(self, windows: np.ndarray) -> torch.Tensor:
+        """What the model's pipeline receives for these windows (cached-style features or waveforms)."""
         windows = np.asarray(windows, dtype=np.float32)
         if self.checkpoint.kind == "handcrafted":
             from ser.data.features import handcrafted_features
 
-            x = torch.from_numpy(np.stack([handcrafted_features(w, self.sample_rate) for w in windows]))
-        else:
-            x = torch.from_numpy(windows)
-            if self.featurize is not None:
-                x = self.featurize(x)
+            return torch.from_numpy(np.stack([handcrafted_features(w, self.sample_rate) for w in windows]))
+        x = torch.from_numpy(windows)
+        return self.featurize(x) if self.featurize is not None else x
+
+    def speaker_stats(self, windows: Sequence[np.ndarray]) -> SpeakerStats:
+        """Statistics of one speaker from their windows (fixed-length, normalised like training audio)."""
+        stats = SpeakerStats()
+        for i in range(0, len(windows), 64):
+            stats.update(self.features(np.stack(windows[i : i + 64])))
+        return stats
+
+    @torch.no_grad()
+    def probabilities(self, windows: np.ndarray, speaker: SpeakerStats | None = None) -> np.ndarray:
+        """Windows must already be normalised like training audio (`audio_normalize`).
+
+        For a speaker-normalised model, `speaker` holds the speaker's statistics; without it these windows
+        alone stand for the speaker.
+        """
+        x = self.features(windows)
+        if self.speaker_normalized:
+            x = (speaker or SpeakerStats().update(x)).standardize(x)
         logits = self.model(x)
         return torch.softmax(logits.float(), dim=-1).numpy()
 
@@ -82,10 +105,10 @@ def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
     return starts
 
 
-def score_wave(
+def windows_of(
     scorer: Scorer, wave: np.ndarray, window: float | None = None, hop: float | None = None
-) -> dict[str, Any]:
-    """Per-window and overall (mean of window probabilities) predictions for one waveform."""
+) -> tuple[list[int], int, list[np.ndarray]]:
+    """(window starts, window length in samples, the windows cropped/padded to the training clip)."""
     from ser.data.audio import fix_length
 
     sr = scorer.sample_rate
@@ -95,9 +118,26 @@ def score_wave(
         raise ValueError("window and hop must be positive")
     starts = window_starts(len(wave), win, step)
     crop = str(scorer.checkpoint.cfg.data.audio.crop)
-    chunks = [fix_length(wave[s : s + win], scorer.window_samples, crop=crop) for s in starts]
+    return starts, win, [fix_length(wave[s : s + win], scorer.window_samples, crop=crop) for s in starts]
+
+
+def score_wave(
+    scorer: Scorer,
+    wave: np.ndarray,
+    window: float | None = None,
+    hop: float | None = None,
+    speaker: SpeakerStats | None = None,
+) -> dict[str, Any]:
+    """Per-window and overall (mean of window probabilities) predictions for one waveform.
+
+    A speaker-normalised model standardises with `speaker`, else with this recording's own statistics.
+    """
+    sr = scorer.sample_rate
+    starts, win, chunks = windows_of(scorer, wave, window, hop)
+    if scorer.speaker_normalized and speaker is None:
+        speaker = scorer.speaker_stats(chunks)
     probs = np.concatenate(
-        [scorer.probabilities(np.stack(chunks[i : i + 64])) for i in range(0, len(chunks), 64)]
+        [scorer.probabilities(np.stack(chunks[i : i + 64]), speaker) for i in range(0, len(chunks), 64)]
     )
     overall = probs.mean(axis=0)
     labels = scorer.labels
@@ -134,20 +174,42 @@ def expand_audio_paths(items: list[str]) -> list[Path]:
 
 
 def predict_paths(
-    checkpoint: str | Path, audio: list[str], window: float | None = None, hop: float | None = None
+    checkpoint: str | Path,
+    audio: list[str],
+    window: float | None = None,
+    hop: float | None = None,
+    speaker_per_file: bool = False,
 ) -> list[dict[str, Any]]:
-    """One result per file; a file that cannot be read gives an `error` entry and the rest go on."""
+    """One result per file; a file that cannot be read gives an `error` entry and the rest go on.
+
+    A speaker-normalised checkpoint takes the files given together as one speaker (their pooled statistics
+    standardise every file), or each file as its own speaker with `speaker_per_file`.
+    """
     from ser.data.audio import AudioError, load_audio
 
     scorer = load_scorer(checkpoint)
+    paths = expand_audio_paths(audio)
+
+    def waves():  # decoded again per pass rather than held: a folder may be a whole corpus
+        for path in paths:
+            try:
+                yield path, load_audio(path, scorer.sample_rate, normalize=scorer.audio_normalize)
+            except AudioError as exc:
+                yield path, exc.reason
+
+    speaker = None
+    if scorer.speaker_normalized and not speaker_per_file:
+        speaker = SpeakerStats()
+        for _, wave in waves():
+            if not isinstance(wave, str):
+                speaker.update(scorer.features(np.stack(windows_of(scorer, wave, window, hop)[2])))
+        speaker = speaker if speaker.count else None
     results = []
-    for path in expand_audio_paths(audio):
-        try:
-            wave = load_audio(path, scorer.sample_rate, normalize=scorer.audio_normalize)
-        except AudioError as exc:
-            results.append({"path": str(path), "error": exc.reason})
-            continue
-        results.append({"path": str(path), **score_wave(scorer, wave, window, hop)})
+    for path, wave in waves():
+        if isinstance(wave, str):
+            results.append({"path": str(path), "error": wave})
+        else:
+            results.append({"path": str(path), **score_wave(scorer, wave, window, hop, speaker)})
     return results
 
 

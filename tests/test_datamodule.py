@@ -131,3 +131,54 @@ def test_class_weights_come_from_the_train_split(tiny_cfg_factory) -> None:
     np.testing.assert_allclose(
         weights * counts, np.full(dm.n_classes, counts.sum() / dm.n_classes), rtol=1e-5
     )
+
+
+def test_speaker_normalisation_standardises_each_speaker_in_every_split(tiny_cfg_factory) -> None:
+    cfg = tiny_cfg_factory("data.features.normalize=speaker")
+    prepared = prepare_data(cfg, progress=False)
+    dm = SERDataModule(cfg, prepared, 0)
+    for name, idx in (("train", dm.train_idx), ("val", dm.val_idx), ("test", dm.test_idx)):
+        x, _ = _collect(dm._loader(name, shuffle=False))
+        speakers = np.asarray(prepared.speakers)[np.sort(idx)]
+        for speaker in set(speakers):
+            rows = x[torch.from_numpy(speakers == speaker)]
+            zeros, ones = torch.zeros(1, rows.shape[2]), torch.ones(1, rows.shape[2])
+            torch.testing.assert_close(rows.mean(dim=(0, 3)), zeros, atol=1e-4, rtol=0)
+            torch.testing.assert_close(rows.std(dim=(0, 3)), ones, atol=1e-3, rtol=0)
+        # unlike per-utterance normalisation, utterances of one speaker keep their level differences
+        assert x.mean(dim=(1, 2, 3)).std() > 0.05
+    # the model's own normaliser is the identity: the statistics are the data's
+    _, model = _pipeline(cfg)
+    probe = torch.randn(2, *dm.row_shape)
+    assert torch.equal(model.frontend[-1](probe), probe)
+
+
+def test_running_speaker_statistics_match_the_batch_ones() -> None:
+    from ser.data.normalize import SpeakerStats, standardize_groups
+
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.normal(3.0, 2.0, size=(12, 1, 5, 40)).astype(np.float32))
+    groups = ["a"] * 7 + ["b"] * 5
+    batch = standardize_groups(x, groups)
+    running = SpeakerStats()
+    for chunk in x[:7].split(3):  # a stream: windows arrive a few at a time
+        running.update(chunk)
+    torch.testing.assert_close(running.standardize(x[:7]), batch[:7], atol=1e-5, rtol=0)
+    assert not torch.allclose(batch[7:], running.standardize(x[7:]), atol=1e-3)  # b has its own statistics
+    with pytest.raises(ValueError, match="empty"):
+        SpeakerStats().standardize(x)
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ("model.name=feature_mlp", "handcrafted"),
+        ("data.augment.noise_p=0.5", "waveform augmentation"),
+    ],
+)
+def test_speaker_normalisation_refuses_what_it_cannot_standardise(tiny_cfg_factory, override, reason) -> None:
+    from ser.config import ConfigError
+
+    cfg = tiny_cfg_factory("data.features.normalize=speaker", override)
+    with pytest.raises(ConfigError, match=f"data.features.normalize.*{reason}"):
+        prepare_data(cfg, progress=False)

@@ -164,3 +164,23 @@ def test_history_matches_the_csv_log_epoch_by_epoch(tiny_run: dict) -> None:
         assert history[epoch]["val/uar"] == pytest.approx(value)
         assert "train/loss" in history[epoch]  # each epoch's own training metrics, filled in after it
     assert fold["val_uar_best"] == pytest.approx(max(csv_val.values()))
+
+
+def test_speaker_normalised_model_scores_files_with_their_speakers_statistics(
+    tiny_cfg_factory, tmp_path: Path
+) -> None:
+    result = fit_folds(tiny_cfg_factory("trainer.run_name=tiny-speaker", "data.features.normalize=speaker"))
+    fold = result["folds"][0]
+    evaluated = evaluate_checkpoint(fold["checkpoint"], out_dir=tmp_path / "eval")["metrics"]["folds"][0]
+    assert evaluated["test"]["confusion"] == fold["test"]["confusion"]  # evaluate standardises like fit
+    rng = np.random.default_rng(0)
+    quiet, loud = tmp_path / "quiet.wav", tmp_path / "loud.wav"
+    sf.write(quiet, (0.01 * rng.standard_normal(16000 * 2)).astype(np.float32), 16000)
+    sf.write(loud, np.clip(0.8 * rng.standard_normal(16000 * 2), -1, 1).astype(np.float32), 16000)
+    ckpt = fold["checkpoint"]
+    alone = predict_paths(ckpt, [str(quiet)])[0]["probabilities"]
+    together = predict_paths(ckpt, [str(quiet), str(loud)])[0]["probabilities"]
+    per_file = predict_paths(ckpt, [str(quiet), str(loud)], speaker_per_file=True)[0]["probabilities"]
+    assert per_file == alone  # each file its own speaker: the other file changes nothing
+    assert together != alone  # one speaker: the loud file's frames moved the quiet file's statistics
+    assert main(["predict", ckpt, str(quiet), str(loud), "--speaker-per-file", "--json"]) == 0

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ser.config import ConfigError
 from ser.data.dataset import LabelledDataset, build_dataset
 from ser.data.folds import Fold, speaker_folds, split_utterances
+from ser.data.normalize import standardize_groups
 from ser.data.types import CorpusError, Skipped
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,12 @@ def prepare_data(
         raise ConfigError(
             "invalid config key 'data.augment': waveform augmentation (noise/shift/speed/pitch) needs a "
             "spectrogram feature; the handcrafted vector is computed once and cannot be augmented"
+        )
+    if cfg.data.features.normalize == "speaker" and (waveform_mode or kind == "handcrafted"):
+        raise ConfigError(
+            "invalid config key 'data.features.normalize': speaker normalisation standardises cached "
+            "log-mel/MFCC frames per speaker, so it cannot be combined with "
+            + ("waveform augmentation (noise/shift/speed/pitch)" if waveform_mode else "handcrafted vectors")
         )
     data = dataset or build_dataset(cfg.data, check_audio=False, progress=progress)
     cache_dir = cfg.data.features.cache_dir
@@ -210,6 +217,8 @@ class SERDataModule(L.LightningDataModule):
         if name not in self._tensors:
             idx = np.sort({"train": self.train_idx, "val": self.val_idx, "test": self.test_idx}[name])
             x = torch.from_numpy(np.asarray(self.prepared.x[idx], dtype=np.float32))
+            if self.cfg.data.features.normalize == "speaker":
+                x = standardize_groups(x, [self.prepared.speakers[i] for i in idx])
             y = torch.from_numpy(self.prepared.y[idx])
             self._tensors[name] = (x, y)
         return self._tensors[name]

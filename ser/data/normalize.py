@@ -3,14 +3,75 @@
 `train` statistics are fitted on the training split only (never val/test), per frequency bin; `utterance`
 standardises each item on its own. Living in the model pipeline means `ser predict` applies exactly what
 training applied without a side file.
+
+`speaker` standardises each speaker's features with statistics over all of that speaker's utterances (no
+labels), in every split: it removes who is speaking (base pitch, vocal tract, microphone level) but keeps
+how one speaker's angry utterances differ from their calm ones, the cue that per-utterance normalisation
+throws away. It is data-side (`standardize_groups`), so the model's normaliser is the identity; at
+prediction time the files given together are taken as one speaker.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import nn
 
-MODES = ("none", "utterance", "train")
+MODES = ("none", "utterance", "train", "speaker")
+
+
+def _stat_dims(x: torch.Tensor) -> tuple[int, ...]:
+    """Items and time for features [N, C, F, T]; items for vectors [N, D]."""
+    return (0, 3) if x.dim() == 4 else (0,)
+
+
+class SpeakerStats:
+    """Running per-bin sums over one speaker's feature frames [N, C, F, T] (or vectors [N, D]).
+
+    Training standardises every speaker with these statistics over all their utterances
+    (`standardize_groups`); prediction accumulates them over the files given together, and a live stream
+    over the windows heard so far, so inference standardises the way training did.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total: torch.Tensor | None = None
+        self.total_sq: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> SpeakerStats:
+        x = x.detach().double()
+        dims = _stat_dims(x)
+        total, total_sq = x.sum(dim=dims, keepdim=True), (x * x).sum(dim=dims, keepdim=True)
+        self.count += int(np.prod([x.shape[d] for d in dims]))
+        self.total = total if self.total is None else self.total + total
+        self.total_sq = total_sq if self.total_sq is None else self.total_sq + total_sq
+        return self
+
+    @torch.no_grad()
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        if self.total is None or self.total_sq is None:
+            raise ValueError("speaker statistics are empty: update() them with the speaker's features first")
+        mean = self.total / self.count
+        var = (self.total_sq - self.count * mean * mean) / max(self.count - 1, 1)
+        std = var.clamp_min(0.0).sqrt().clamp_min(1e-5)
+        return ((x.double() - mean) / std).to(torch.float32)
+
+
+@torch.no_grad()
+def standardize_groups(x: torch.Tensor, groups: Sequence[str]) -> torch.Tensor:
+    """Standardise the rows of each group (speaker) with that group's own per-bin mean and sd."""
+    if x.shape[0] != len(groups):
+        raise ValueError(f"{x.shape[0]} rows but {len(groups)} group names")
+    out = x.float().clone()
+    names = np.asarray(groups)
+    for name in dict.fromkeys(groups):
+        rows = torch.from_numpy(np.flatnonzero(names == name))
+        part = out.index_select(0, rows)
+        out.index_copy_(0, rows, SpeakerStats().update(part).standardize(part))
+    return out
 
 
 class FeatureNormalizer(nn.Module):
@@ -37,13 +98,13 @@ class FeatureNormalizer(nn.Module):
         if self.mode != "train":
             return self
         x = train_features.float()
-        dims = (0, 3) if x.dim() == 4 else (0,)
+        dims = _stat_dims(x)
         self.mean.copy_(x.mean(dim=dims).reshape(self.mean.shape))
         self.std.copy_(x.std(dim=dims).clamp_min(1e-5).reshape(self.std.shape))
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "none":
+        if self.mode in ("none", "speaker"):  # speaker: standardised data-side (standardize_groups)
             return x
         if self.mode == "utterance":
             dims = tuple(range(1, x.dim()))
