@@ -10,6 +10,7 @@ when the fold is larger than `data.device_max_mb` does it fall back to ordinary 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -112,6 +113,8 @@ def prepare_data(
         raise CorpusError("no utterance could be loaded; see the skipped files above")
     label_index = {label: i for i, label in enumerate(data.labels)}
     speakers = [u.speaker for u in rows]
+    if cfg.data.features.normalize == "speaker":  # fold-independent (no labels): once, for every split
+        array = standardize_groups(torch.from_numpy(np.asarray(array)), speakers).numpy()
     genders = {u.speaker: u.gender for u in rows}
     unique = sorted(set(speakers))
     folds = speaker_folds(unique, cfg.data.folds, cfg.data.val_folds, cfg.data.fold_seed, genders)
@@ -133,12 +136,24 @@ def prepare_data(
 
 
 class TensorBatches:
-    """Shuffled index-slice batches over tensors that already live on the training device."""
+    """Shuffled index-slice batches over tensors that already live on the training device.
+
+    With `rows`, `x` is the whole shared array and `rows` the split's row numbers in it (`y` is the split's
+    labels): batches are gathered straight from the shared array, so a split costs no copy of the data.
+    """
 
     def __init__(
-        self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        rows: torch.Tensor | None = None,
     ) -> None:
-        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+        if rows is not None and len(rows) != len(y):
+            raise ValueError(f"{len(rows)} row numbers for {len(y)} labels")
+        self.x, self.y, self.batch_size, self.shuffle, self.rows = x, y, batch_size, shuffle, rows
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
 
     def __len__(self) -> int:
@@ -155,7 +170,8 @@ class TensorBatches:
                 break  # a training batch of one breaks BatchNorm; the item is drawn again next epoch
             # index_select, not x[idx]: advanced indexing ran as a 2-thread OpenMP op that stalled
             # ~20 ms per step on a loaded CPU (bench/pipeline.py)
-            yield self.x.index_select(0, idx), self.y.index_select(0, idx)
+            x_idx = idx if self.rows is None else self.rows.index_select(0, idx)
+            yield self.x.index_select(0, x_idx), self.y.index_select(0, idx)
 
 
 class SERDataModule(L.LightningDataModule):
@@ -215,13 +231,20 @@ class SERDataModule(L.LightningDataModule):
 
     def _split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if name not in self._tensors:
-            idx = np.sort({"train": self.train_idx, "val": self.val_idx, "test": self.test_idx}[name])
+            idx = self._rows(name)
             x = torch.from_numpy(np.asarray(self.prepared.x[idx], dtype=np.float32))
-            if self.cfg.data.features.normalize == "speaker":
-                x = standardize_groups(x, [self.prepared.speakers[i] for i in idx])
             y = torch.from_numpy(self.prepared.y[idx])
             self._tensors[name] = (x, y)
         return self._tensors[name]
+
+    def _shared_x(self) -> torch.Tensor:
+        """The whole prepared array as a tensor without copying it (it may be read-only: never written)."""
+        if "_all" not in self._tensors:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                x = torch.from_numpy(np.asarray(self.prepared.x, dtype=np.float32))
+            self._tensors["_all"] = (x, torch.empty(0))
+        return self._tensors["_all"][0]
 
     def _resident_fits(self) -> bool:
         if not self.cfg.data.device_resident:
@@ -230,13 +253,22 @@ class SERDataModule(L.LightningDataModule):
         total_mb = row_bytes * len(self.prepared.y) / 2**20
         return total_mb <= float(self.cfg.data.device_max_mb)
 
+    def _rows(self, name: str) -> np.ndarray:
+        """The split's row numbers in the prepared array, in order."""
+        return np.sort({"train": self.train_idx, "val": self.val_idx, "test": self.test_idx}[name])
+
     def _loader(self, name: str, shuffle: bool):
-        x, y = self._split(name)
         batch_size = int(self.cfg.data.batch_size)
         seed = int(self.cfg.trainer.seed) + self.fold_index
         if self._resident_fits():
             device = self._device()
+            if device.type == "cpu":  # gather batches from the shared array itself: no per-split copy
+                rows = torch.from_numpy(self._rows(name).astype(np.int64))
+                y = torch.from_numpy(self.prepared.y[rows.numpy()])
+                return TensorBatches(self._shared_x(), y, batch_size, shuffle, seed, rows=rows)
+            x, y = self._split(name)
             return TensorBatches(x.to(device), y.to(device), batch_size, shuffle, seed)
+        x, y = self._split(name)
         generator = torch.Generator().manual_seed(seed)
         return DataLoader(
             TensorDataset(x, y),

@@ -125,6 +125,8 @@ class ServeState:
         window = self.scorer.window_samples / sr
         if wave.shape[0] < self.scorer.window_samples:
             notes.append(f"shorter ({wave.shape[0] / sr:.2f} s) than the model's {window:g} s window: padded")
+        if self.scorer.speaker_normalized:
+            notes.append("speaker-normalised model: standardised with this recording's own statistics")
         with self.lock:
             result = score_wave(self.scorer, wave)
         return {"filename": filename, **result, "input": info, "notes": notes, "model": self.model_info()}

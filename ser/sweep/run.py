@@ -7,6 +7,7 @@ computed (or read from the disk cache) here, before any trial starts, and handed
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -15,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import OmegaConf
 
 from ser.config import ConfigError
@@ -60,7 +62,10 @@ def prepare_shared(plan: SweepPlan, console) -> dict[str, PreparedData]:
         start = time.perf_counter()
         data = prepare_data(cfg, progress=True)
         key = prepared_key(data.kind, data.waveform_mode)
-        shared[key] = data
+        # a plain ndarray, not the cache's np.memmap: numpy pickles subclasses in-band, so every trial
+        # would unpickle its own private copy; a plain array goes to Ray's object store out-of-band and
+        # each trial maps the same shared-memory pages (bench/trials.py measures it)
+        shared[key] = dataclasses.replace(data, x=np.asarray(data.x))
         origin = "from cache" if data.from_cache else "computed"
         console.print(
             f"features [bold]{key}[/]: {len(data.y)} utterances, {len(set(data.speakers))} speakers, "
