@@ -40,7 +40,7 @@ LR_RANGE = (3e-4, 1e-2)
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--configs", type=int, default=16, help="grid size: depths x learning rates")
-    parser.add_argument("--max-t", type=int, default=9, help="epochs of a full trial (both schedulers)")
+    parser.add_argument("--max-t", type=int, default=27, help="epochs of a full trial (both schedulers)")
     parser.add_argument("--grace-period", type=int, default=1, help="ASHA's first rung (epochs)")
     parser.add_argument("--reduction-factor", type=float, default=3.0, help="ASHA's eta")
     parser.add_argument("--concurrency", type=int, default=2, help="trials at once (both schedulers)")

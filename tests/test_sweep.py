@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ser.config import ConfigError, load_config
-from ser.sweep.spec import apply_params, load_sweep
+from ser.sweep.spec import GRID_POINT, apply_params, grid_points, load_sweep, to_tune_space
 from ser.wandb_files import find_runs, read_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +76,29 @@ def test_conditional_space_applies_only_the_chosen_family(tmp_path: Path) -> Non
     assert cfg.model.lstm_hidden == load_config().model.lstm_hidden  # not applied: other family
 
 
+def test_grid_keys_become_one_shuffled_grid_of_points(tmp_path: Path) -> None:
+    space = {
+        "model.depth": {"grid": [1, 2, 3]},
+        "model.kernel_size": {"grid": [3, 5]},
+        "optim.lr": {"choice": [0.1]},
+    }
+    plan = load_sweep(write_sweep(tmp_path / "g.yaml", space=space))
+    points = grid_points(plan.space, seed=0)
+    assert sorted((p["model.depth"], p["model.kernel_size"]) for p in points) == [
+        (d, k) for d in (1, 2, 3) for k in (3, 5)
+    ]
+    assert points == grid_points(plan.space, seed=0)  # a function of the seed
+    orders = {tuple(tuple(p.values()) for p in grid_points(plan.space, seed)) for seed in range(5)}
+    assert len(orders) > 1  # and not Ray's nested order every time
+    tune_space = to_tune_space(plan.space, seed=0)
+    assert set(tune_space) == {GRID_POINT, "optim.lr"}
+    cfg = apply_params(plan.base, {GRID_POINT: points[0], "optim.lr": 0.1})
+    assert (cfg.model.depth, cfg.model.kernel_size) == (
+        points[0]["model.depth"],
+        points[0]["model.kernel_size"],
+    )
+
+
 def test_shipped_sweep_files_load() -> None:
     files = sorted((ROOT / "sweeps").glob("*.yaml"))
     assert {f.stem for f in files} >= {
@@ -115,10 +138,18 @@ def ray_session():
 def test_smoke_sweep_asha_stops_and_failures_are_recorded(tiny_env, ray_session, tmp_path: Path) -> None:
     from ser.sweep.run import run_sweep
 
+    space = {"optim.lr": {"grid": [0.01, 0.0, 1.0e30]}}
+    # ASHA lets the first trial at a rung go on: pick the seed whose shuffled grid launches lr=0.01 first
+    seed = next(
+        s
+        for s in range(50)
+        if grid_points({"optim.lr": ("grid", [0.01, 0.0, 1e30])}, s)[0] == {"optim.lr": 0.01}
+    )
     sweep_file = write_sweep(
         tmp_path / "smoke.yaml",
         name="smoke",
-        space={"optim.lr": {"grid": [0.01, 0.0, 1.0e30]}},
+        space=space,
+        seed=seed,
         scheduler={"name": "asha", "max_t": 3, "grace_period": 2, "reduction_factor": 2},
         max_concurrent_trials=1,
         storage_path=str(tmp_path / "out"),

@@ -318,7 +318,7 @@ def run_sweep(
     else:
         tuner = tune.Tuner(
             trainable,
-            param_space=to_tune_space(plan.space),
+            param_space=to_tune_space(plan.space, seed=int(plan.sweep.seed)),
             tune_config=tune.TuneConfig(
                 metric=plan.sweep.metric,
                 mode=plan.sweep.mode,

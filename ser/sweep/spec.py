@@ -14,6 +14,8 @@ loaded, and every listed value is type-checked, so a typo fails before any trial
 
 from __future__ import annotations
 
+import itertools
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,24 +166,52 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     return SweepPlan(sweep=sweep, base=base, space=space, source=path)
 
 
-def to_tune_space(space: dict[str, tuple[str, Any]]) -> dict[str, Any]:
-    """Flat spec -> Ray Tune domains (keys stay flat: dotted, with conditional prefixes)."""
+GRID_POINT = "grid_point"  # a trial's values of every `grid` key, as one point of the shuffled grid
+
+
+def grid_points(space: dict[str, tuple[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Every combination of the `grid` keys, in a random order fixed by the sweep seed.
+
+    Ray expands several grid_search keys in nested order, so neighbouring trials differ in one value and
+    ASHA, which lets the first trial at each rung go on unconditionally, sees one corner of the grid at
+    its first rungs. A shuffled order gives its early decisions a spread of the grid (bench/sweep.py).
+    """
+    keys = [key for key, (sampler, _) in space.items() if sampler == "grid"]
+    points = [dict(zip(keys, values)) for values in itertools.product(*(space[k][1] for k in keys))]
+    random.Random(seed).shuffle(points)
+    return points if keys else []
+
+
+def to_tune_space(space: dict[str, tuple[str, Any]], seed: int = 0) -> dict[str, Any]:
+    """Flat spec -> Ray Tune domains (keys stay flat: dotted, with conditional prefixes); all `grid`
+    keys become one grid over shuffled points (`GRID_POINT`), expanded again by `trial_overrides`."""
     from ray import tune
 
     makers = {
         "choice": lambda a: tune.choice(a),
-        "grid": lambda a: tune.grid_search(a),
         "uniform": lambda a: tune.uniform(a[0], a[1]),
         "loguniform": lambda a: tune.loguniform(a[0], a[1]),
         "randint": lambda a: tune.randint(int(a[0]), int(a[1])),
         "quniform": lambda a: tune.quniform(a[0], a[1], a[2]),
     }
-    return {key: makers[sampler](args) for key, (sampler, args) in space.items()}
+    out = {key: makers[sampler](args) for key, (sampler, args) in space.items() if sampler != "grid"}
+    points = grid_points(space, seed)
+    if points:
+        out[GRID_POINT] = tune.grid_search(points)
+    return out
+
+
+def flat_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Sampled params with a grid point expanded into its dotted keys."""
+    point = params.get(GRID_POINT)
+    rest = {k: v for k, v in params.items() if k != GRID_POINT}
+    return {**rest, **dict(point)} if isinstance(point, dict) else rest
 
 
 def trial_overrides(base: DictConfig, params: dict[str, Any]) -> dict[str, Any]:
     """The config values a trial's sampled params set: conditional keys only where their option won."""
     chosen: dict[str, Any] = {}
+    params = flat_params(params)
     for key, value in params.items():
         if COND_SEP in key:
             condition, real_key = key.split(COND_SEP, 1)

@@ -36,6 +36,8 @@ def make_callback(project: str, group: str, mode: str, base_config: dict[str, An
     """A Tune callback buffering results per trial and writing each trial's run when it ends."""
     from ray.tune import Callback
 
+    from ser.sweep.spec import flat_params
+
     class WandbTrialWriter(Callback):
         def __init__(self) -> None:
             self.history: dict[str, list[dict[str, float]]] = {}
@@ -53,7 +55,7 @@ def make_callback(project: str, group: str, mode: str, base_config: dict[str, An
                 "id": trial.trial_id,
                 "name": f"{group}-{trial.trial_id}",
                 "dir": str(trial_dir),
-                "config": {**base_config, **dict(trial.config or {})},
+                "config": {**base_config, **flat_params(dict(trial.config or {}))},
                 "history": history,
                 "state": state,
                 "error": str(getattr(trial, "error_file", "") or ""),
