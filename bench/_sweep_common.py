@@ -163,6 +163,12 @@ def ratios_line(values: Mapping[str, tuple[float, str]]) -> str:
     return "RATIOS " + " ".join(f"{key}={fmt(v, unit)}" for key, (v, unit) in values.items())
 
 
+def report_ratios(values: Mapping[str, tuple[float, str]]) -> dict[str, float]:
+    """Print the RATIOS line and return the bare values (what `main` of each script returns)."""
+    print(ratios_line(values))
+    return {key: value for key, (value, _) in values.items()}
+
+
 # ----------------------------------------------------------------------------------------- memory
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TRIAL_TITLE = "ray::ImplicitFunc"  # Ray's process title of a Tune function trainable's actor

@@ -25,7 +25,7 @@ from _sweep_common import (
     data_section,
     output_dir,
     quickstart_fixed,
-    ratios_line,
+    report_ratios,
     run_sweep_file,
     shutdown_ray_if_started,
     start_ray,
@@ -273,8 +273,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         f"target ASHA epochs <= 1/3 of FIFO's: {'met' if frac <= 1 / 3 else 'MISSED'} ({frac:.2f}); "
         f"target ASHA's best in FIFO's top 3: {'met' if rank <= 3 else 'MISSED'} (rank {rank})"
     )
-    print(ratios_line(ratios))
-    return {key: value for key, (value, _) in ratios.items()}
+    return report_ratios(ratios)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from _sweep_common import (
     add_sweep_data_args,
     data_section,
     output_dir,
-    ratios_line,
+    report_ratios,
     run_sweep_file,
     shutdown_ray_if_started,
     start_ray,
@@ -270,8 +270,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             f"{subset['data_bytes'] / MB:.1f} MB -> {copies:.2f} private copies of the features per trial; "
             f"the rest, {fixed_cost / MB:.0f} MB, is the worker process itself (Python, torch, Lightning)"
         )
-    print(ratios_line(ratios))
-    return {key: value for key, (value, _) in ratios.items()}
+    return report_ratios(ratios)
 
 
 if __name__ == "__main__":

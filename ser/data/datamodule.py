@@ -193,7 +193,8 @@ class SERDataModule(L.LightningDataModule):
         for name, idx in (("train", self.train_idx), ("val", self.val_idx), ("test", self.test_idx)):
             if len(idx) == 0:
                 raise CorpusError(f"fold {fold_index} has an empty {name} split (speakers: {self.fold})")
-        self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # split copies (GPU, DataLoaders)
+        self._all_x: torch.Tensor | None = None  # the shared array itself (CPU-resident batches)
 
     # -------------------------------------------------------------------------------- properties
     @property
@@ -239,12 +240,11 @@ class SERDataModule(L.LightningDataModule):
 
     def _shared_x(self) -> torch.Tensor:
         """The whole prepared array as a tensor without copying it (it may be read-only: never written)."""
-        if "_all" not in self._tensors:
+        if self._all_x is None:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                x = torch.from_numpy(np.asarray(self.prepared.x, dtype=np.float32))
-            self._tensors["_all"] = (x, torch.empty(0))
-        return self._tensors["_all"][0]
+                self._all_x = torch.from_numpy(np.asarray(self.prepared.x, dtype=np.float32))
+        return self._all_x
 
     def _resident_fits(self) -> bool:
         if not self.cfg.data.device_resident:
