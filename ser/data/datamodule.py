@@ -114,7 +114,7 @@ def prepare_data(
     label_index = {label: i for i, label in enumerate(data.labels)}
     speakers = [u.speaker for u in rows]
     if cfg.data.features.normalize == "speaker":  # fold-independent (no labels): once, for every split
-        array = standardize_groups(torch.from_numpy(np.asarray(array)), speakers).numpy()
+        array = standardize_groups(array, speakers).numpy()
     genders = {u.speaker: u.gender for u in rows}
     unique = sorted(set(speakers))
     folds = speaker_folds(unique, cfg.data.folds, cfg.data.val_folds, cfg.data.fold_seed, genders)

@@ -61,11 +61,12 @@ class SpeakerStats:
 
 
 @torch.no_grad()
-def standardize_groups(x: torch.Tensor, groups: Sequence[str]) -> torch.Tensor:
-    """Standardise the rows of each group (speaker) with that group's own per-bin mean and sd."""
+def standardize_groups(x: torch.Tensor | np.ndarray, groups: Sequence[str]) -> torch.Tensor:
+    """Standardise the rows of each group (speaker) with that group's own per-bin mean and sd; a new
+    tensor (x, which may be a read-only memory-mapped array, is only read)."""
     if x.shape[0] != len(groups):
         raise ValueError(f"{x.shape[0]} rows but {len(groups)} group names")
-    out = x.float().clone()
+    out = torch.tensor(x, dtype=torch.float32) if isinstance(x, np.ndarray) else x.float().clone()
     names = np.asarray(groups)
     for name in dict.fromkeys(groups):
         rows = torch.from_numpy(np.flatnonzero(names == name))
