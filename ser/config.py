@@ -64,7 +64,7 @@ class FeatureConfig:
     kind: str = "auto"  # auto (from the model) | logmel | mfcc | handcrafted
     n_mels: int = 64
     n_fft: int = 512
-    hop_length: int = 160
+    hop_length: int = 320  # 20 ms frames at 16 kHz: half the compute of 10 ms; the tuned configs use it
     win_length: Optional[int] = None
     fmin: float = 0.0
     fmax: Optional[float] = None

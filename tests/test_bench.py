@@ -104,7 +104,7 @@ def test_features_worker_reports_one_json_result(
     assert len(lines) == 1
     result = json.loads(lines[0][len(features.RESULT_PREFIX) :])
     assert result["job"] == "torch-cold" and result["rows"] == 6
-    assert result["shape"] == [1, 64, 101]  # 1 s at 16 kHz, hop 160 -> 101 frames
+    assert result["shape"] == [1, 64, 51]  # 1 s at 16 kHz, hop 320 -> 51 frames
     assert result["seconds"] > 0 and result["compute"] > 0 and result["peak_rss_mb"] > 0
     assert any((tmp_path / "features").iterdir()), "the cold job should have written its cache entry"
 
