@@ -61,9 +61,10 @@ class Scorer:
         x = torch.from_numpy(windows)
         return self.featurize(x) if self.featurize is not None else x
 
-    def speaker_stats(self, windows: Sequence[np.ndarray]) -> SpeakerStats:
-        """Statistics of one speaker from their windows (fixed-length, normalised like training audio)."""
-        stats = SpeakerStats()
+    def speaker_stats(self, windows: Sequence[np.ndarray], stats: SpeakerStats | None = None) -> SpeakerStats:
+        """Statistics of one speaker from their windows (fixed-length, normalised like training audio),
+        in batches of 64; added to `stats` when given (several files of one speaker)."""
+        stats = SpeakerStats() if stats is None else stats
         for i in range(0, len(windows), 64):
             stats.update(self.features(np.stack(windows[i : i + 64])))
         return stats
@@ -202,7 +203,7 @@ def predict_paths(
         speaker = SpeakerStats()
         for _, wave in waves():
             if not isinstance(wave, str):
-                speaker.update(scorer.features(np.stack(windows_of(scorer, wave, window, hop)[2])))
+                scorer.speaker_stats(windows_of(scorer, wave, window, hop)[2], speaker)
         speaker = speaker if speaker.count else None
     results = []
     for path, wave in waves():
