@@ -175,20 +175,12 @@ def _wandb_logger(cfg: DictConfig, run_dir: Path, name: str):
     )
 
 
-def fit_fold(
-    cfg: DictConfig,
-    prepared: PreparedData,
-    fold_index: int,
-    fold_dir: Path,
-    callbacks: Sequence[Callback] = (),
-    write_plots: bool = True,
-) -> dict[str, Any]:
-    """Train and test one speaker fold; returns the fold's metrics (also the best checkpoint path)."""
-    start = time.perf_counter()
-    L.seed_everything(int(cfg.trainer.seed) + fold_index, workers=True, verbose=False)
-    dm = SERDataModule(cfg, prepared, fold_index)
-    if cfg.model.name == "svm":
-        return _fit_svm_fold(cfg, dm, fold_dir, start, write_plots)
+def fold_parts(
+    cfg: DictConfig, prepared: PreparedData, dm: SERDataModule, fold_dir: Path
+) -> tuple[torch.nn.Module, History, ModelCheckpoint, dict[str, Any]]:
+    """What training one fold needs, for `fit_fold` and a DDP sweep trial alike: the classifier (fitted
+    train-only statistics), its History and best-checkpoint callbacks, and the pipeline info stored in
+    the checkpoint."""
     model, feature_shape = build_classifier(
         cfg,
         dm.row_shape,
@@ -209,9 +201,27 @@ def fit_fold(
         "waveform_mode": prepared.waveform_mode,
         "row_shape": list(dm.row_shape),
         "feature_shape": list(feature_shape),
-        "fold": fold_index,
+        "fold": dm.fold_index,
         "speakers": {"train": list(dm.fold.train), "val": list(dm.fold.val), "test": list(dm.fold.test)},
     }
+    return model, history, ckpt, info
+
+
+def fit_fold(
+    cfg: DictConfig,
+    prepared: PreparedData,
+    fold_index: int,
+    fold_dir: Path,
+    callbacks: Sequence[Callback] = (),
+    write_plots: bool = True,
+) -> dict[str, Any]:
+    """Train and test one speaker fold; returns the fold's metrics (also the best checkpoint path)."""
+    start = time.perf_counter()
+    L.seed_everything(int(cfg.trainer.seed) + fold_index, workers=True, verbose=False)
+    dm = SERDataModule(cfg, prepared, fold_index)
+    if cfg.model.name == "svm":
+        return _fit_svm_fold(cfg, dm, fold_dir, start, write_plots)
+    model, history, ckpt, info = fold_parts(cfg, prepared, dm, fold_dir)
     all_callbacks: list[Callback] = [history, ckpt, PipelineInfo(info), *callbacks]
     if cfg.trainer.early_stopping_patience > 0:
         all_callbacks.append(

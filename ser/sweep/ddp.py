@@ -57,12 +57,11 @@ def ddp_worker(config: dict[str, Any]) -> None:
     import lightning as L
     import ray
     import ray.train
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
 
     from ser.data.datamodule import SERDataModule
     from ser.data.folds import parse_fold
-    from ser.train import History, PipelineInfo, build_classifier, summarize
+    from ser.train import PipelineInfo, fold_parts, summarize
 
     start = time.perf_counter()
     # the logged epoch metrics are torchmetrics results, already synced across workers
@@ -76,29 +75,7 @@ def ddp_worker(config: dict[str, Any]) -> None:
     fold_dir = trial_dir / f"fold_{index}"
     L.seed_everything(int(cfg.trainer.seed) + index, workers=True, verbose=False)
     dm = SERDataModule(cfg, prepared, index)
-    model, feature_shape = build_classifier(
-        cfg,
-        dm.row_shape,
-        prepared.labels,
-        prepared.kind,
-        prepared.waveform_mode,
-        train_rows=dm.train_rows() if cfg.data.features.normalize == "train" else None,
-        class_weights=dm.class_weights() if cfg.data.class_weights else None,
-    )
-    history = History()
-    ckpt = ModelCheckpoint(
-        dirpath=fold_dir, filename="best", monitor="val/uar", mode="max", save_top_k=1, save_last=False
-    )
-    info = {
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "labels": list(prepared.labels),
-        "kind": prepared.kind,
-        "waveform_mode": prepared.waveform_mode,
-        "row_shape": list(dm.row_shape),
-        "feature_shape": list(feature_shape),
-        "fold": index,
-        "speakers": {"train": list(dm.fold.train), "val": list(dm.fold.val), "test": list(dm.fold.test)},
-    }
+    model, history, ckpt, info = fold_parts(cfg, prepared, dm, fold_dir)
     trainer = L.Trainer(
         max_epochs=cfg.trainer.max_epochs,
         accelerator="gpu" if config["gpu"] > 0 else "cpu",
