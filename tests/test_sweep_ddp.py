@@ -7,22 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_sweep import TINY_FIXED  # the same tiny synthetic trial as the other sweep tests
 
 from ser.config import ConfigError
 from ser.sweep.spec import load_sweep
-
-TINY_FIXED = {
-    "data.synthetic.speakers": 4,
-    "data.synthetic.per_label": 8,
-    "data.synthetic.labels": ["neutral", "happy", "sad", "angry"],
-    "data.synthetic.duration": 1.0,
-    "data.audio.duration": 1.0,
-    "data.folds": 4,
-    "data.batch_size": 16,
-    "model.depth": 2,
-    "model.channels": 8,
-    "model.hidden": 32,
-}
 
 
 def write_sweep(path: Path, **sections) -> Path:
