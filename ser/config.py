@@ -92,6 +92,7 @@ class AugmentConfig:
     speed_max: float = 1.1
     pitch_p: float = 0.0
     pitch_semitones: float = 2.0
+    mixup_alpha: float = 0.0  # > 0: mix training batches, lam ~ Beta(alpha, alpha) (0.2-0.4 is usual)
 
 
 @dataclass

@@ -104,7 +104,7 @@ def build_classifier(
     `train_rows` (the TRAIN split only) fits `normalize=train` statistics; predict/evaluate pass None and
     load the fitted statistics from the checkpoint instead.
     """
-    from ser.data.augment import build_spec_augment, build_wave_augment
+    from ser.data.augment import build_mixup, build_spec_augment, build_wave_augment
     from ser.models.module import EmotionClassifier
 
     stages: list[torch.nn.Module] = []
@@ -142,6 +142,7 @@ def build_classifier(
         frontend=torch.nn.Sequential(*stages),
         spec_augment=spec_augment,
         wave_augment=wave_augment,
+        mixup=build_mixup(cfg.data.augment, generator=generator),
     )
     return model, feature_shape
 

@@ -11,10 +11,12 @@ import torch
 from ser.config import AugmentConfig
 from ser.data.augment import (
     AddNoise,
+    Mixup,
     PitchShift,
     SpecAugment,
     SpeedPerturb,
     TimeShift,
+    build_mixup,
     build_spec_augment,
     build_wave_augment,
 )
@@ -185,3 +187,32 @@ def test_default_generator_and_numpy_free():
     out = AddNoise(10.0, 10.0, p=1.0).train()(x)  # no generator: torch's default, still the right SNR
     snr = 10 * torch.log10(x.square().mean(1) / (out - x).square().mean(1))
     np.testing.assert_allclose(snr.numpy(), 10.0, atol=1e-3)
+
+
+def test_mixup_mixes_items_with_a_partner_and_keeps_the_dominant_label():
+    x = torch.eye(8)  # row i marks item i, so each mixed row shows its two sources and weights
+    y = torch.arange(8)
+    mix = Mixup(0.4, generator=torch.Generator().manual_seed(3)).train()
+    lams = []
+    for _ in range(20):
+        out, partner, lam = mix(x, y)
+        lams.append(lam)
+        assert 0.5 <= lam <= 1.0
+        for i in range(8):
+            expected = lam * x[i] + (1 - lam) * x[partner[i]]
+            torch.testing.assert_close(out[i], expected)
+    assert len(set(lams)) == 20 and min(lams) < 0.9  # drawn per batch from Beta(0.4, 0.4), not fixed
+    again = Mixup(0.4, generator=torch.Generator().manual_seed(3)).train()
+    out2, partner2, lam2 = again(x, y)
+    first = Mixup(0.4, generator=torch.Generator().manual_seed(3)).train()(x, y)
+    assert lam2 == first[2] and torch.equal(partner2, first[1]) and torch.equal(out2, first[0])
+    same, same_y, one = mix.eval()(x, y)
+    assert one == 1.0 and same is x and same_y is y
+
+
+def test_mixup_builder_and_bad_alpha():
+    assert build_mixup(AugmentConfig()) is None
+    assert build_mixup(AugmentConfig(mixup_alpha=0.2)).alpha == 0.2
+    for alpha in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="alpha"):
+            Mixup(alpha)

@@ -16,6 +16,7 @@ ALL_AUGMENT = [
     "data.augment.shift_p=1.0",
     "data.augment.speed_p=1.0",
     "data.augment.pitch_p=1.0",
+    "data.augment.mixup_alpha=0.4",
 ]
 
 
@@ -37,6 +38,7 @@ def test_val_and_test_batches_identical_with_augmentation_on_and_off(tiny_cfg_fa
     off_dm, off_model = _pipeline(tiny_cfg_factory())
     on_dm, on_model = _pipeline(tiny_cfg_factory(*ALL_AUGMENT))
     assert on_dm.prepared.waveform_mode and not off_dm.prepared.waveform_mode
+    assert on_model.mixup is not None and on_model.mixup.alpha == 0.4 and off_model.mixup is None
     on_model.load_state_dict(off_model.state_dict(), strict=False)  # same network weights
     on_model.eval()
     off_model.eval()

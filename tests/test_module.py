@@ -315,3 +315,23 @@ def test_invalid_arguments():
         EmotionClassifier(mlp(), 3, OptimConfig(schedule="tristage", warmup_frac=0.7, hold_frac=0.5))
     model = EmotionClassifier(mlp(), 3, {"lr": 0.5, "schedule": "cosine"})
     assert model.hparams["optim"]["lr"] == 0.5 and model.hparams["labels"] == ["0", "1", "2"]
+
+
+def test_mixup_loss_mixes_both_labels_in_training_only():
+    from ser.data.augment import Mixup
+
+    net = mlp()
+    x, y = next(iter(loader(toy(), batch_size=60, shuffle=True)))
+    model = EmotionClassifier(
+        net, N_CLASSES, OptimConfig(), mixup=Mixup(0.4, generator=torch.Generator().manual_seed(1))
+    ).train()
+    loss, parts = model.training_objective((x, y))
+    mixed, partner, lam = Mixup(0.4, generator=torch.Generator().manual_seed(1)).train()(x, y)
+    assert 0.5 <= lam < 1.0 and not torch.equal(partner, y)
+    logits = net(mixed)
+    expected = lam * F.cross_entropy(logits, y) + (1 - lam) * F.cross_entropy(logits, partner)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert torch.equal(parts["y"], y)  # train metrics count the dominant label
+    model.eval()
+    plain, _ = model.training_objective((x, y))
+    assert plain.item() == pytest.approx(F.cross_entropy(net(x), y).item())

@@ -331,3 +331,45 @@ def build_spec_augment(aug: Any, generator: Optional[torch.Generator] = None) ->
     return SpecAugment(
         aug.freq_masks, aug.freq_width, aug.time_masks, aug.time_width, aug.specaugment_p, generator=generator
     )
+
+
+class Mixup(nn.Module):
+    """Mixup (Zhang et al. 2018) of a training batch with a shuffled copy of itself.
+
+    One weight lam ~ Beta(alpha, alpha) per batch, folded to lam >= 0.5 so that `y` stays the dominant
+    label of each mixed item (train metrics count against it). It mixes the network input, after the
+    feature front end and SpecAugment, so it works for spectrograms and feature vectors alike. Needs
+    the labels, so the training objective calls it rather than the feature pipeline.
+    """
+
+    def __init__(self, alpha: float, generator: Optional[torch.Generator] = None) -> None:
+        super().__init__()
+        if not (float(alpha) > 0 and math.isfinite(float(alpha))):
+            raise ValueError(f"mixup alpha must be a finite number > 0, got {alpha}")
+        self.alpha = float(alpha)
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(mixed x, partner labels, lam); identity (lam 1) in eval mode or for a batch of one."""
+        if not self.training or x.shape[0] < 2:
+            return x, y, 1.0
+        g = self.generator
+        device = g.device if g is not None else torch.device("cpu")
+        # Beta(a, a) as the ratio of two Gamma(a) draws, which take the injected generator.
+        gammas = torch._standard_gamma(
+            torch.full((2,), self.alpha, dtype=torch.float64, device=device), generator=g
+        )
+        lam = float(gammas[0] / gammas.sum())
+        lam = max(lam, 1.0 - lam)
+        perm = torch.randperm(x.shape[0], generator=g, device=device).to(x.device)
+        return lam * x + (1.0 - lam) * x[perm], y[perm], lam
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+def build_mixup(aug: Any, generator: Optional[torch.Generator] = None) -> Optional[Mixup]:
+    """Mixup from the config, or None when `mixup_alpha` is 0."""
+    if float(aug.mixup_alpha) <= 0:
+        return None
+    return Mixup(aug.mixup_alpha, generator=generator)

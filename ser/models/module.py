@@ -101,10 +101,10 @@ def _split_metrics(n_classes: int, full: bool) -> nn.ModuleDict:
 class EmotionClassifier(L.LightningModule):
     """Classify a batch `(x, y)`: x is features [B, ...], or waveforms [B, T] when `frontend` is given.
 
-    Training applies `wave_augment` -> `frontend` -> `spec_augment` (each optional); validation, test
-    and predict apply the front end only. After `trainer.test`, `test_results` holds wa, uar, f1,
-    per-class recall and the confusion matrix (rows = true label); `val_results` the same for the last
-    validation epoch.
+    Training applies `wave_augment` -> `frontend` -> `spec_augment` -> `mixup` (each optional);
+    validation, test and predict apply the front end only. After `trainer.test`, `test_results` holds
+    wa, uar, f1, per-class recall and the confusion matrix (rows = true label); `val_results` the same
+    for the last validation epoch.
     """
 
     def __init__(
@@ -117,6 +117,7 @@ class EmotionClassifier(L.LightningModule):
         frontend: nn.Module | None = None,
         spec_augment: nn.Module | None = None,
         wave_augment: nn.Module | None = None,
+        mixup: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if n_classes < 2:
@@ -134,6 +135,7 @@ class EmotionClassifier(L.LightningModule):
         self.frontend = frontend
         self.spec_augment = spec_augment
         self.wave_augment = wave_augment
+        self.mixup = mixup
         self.n_classes = n_classes
         self.labels = labels
         if class_weights is not None:
@@ -179,11 +181,21 @@ class EmotionClassifier(L.LightningModule):
     def training_objective(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(loss to minimise, parts): cross-entropy with label smoothing plus optim.l2 * sum(w**2).
 
-        Trainer-free so that tests can check the L2 arithmetic directly.
+        With mixup the cross-entropy is lam * CE(y) + (1 - lam) * CE(partner); `y` is the dominant
+        label. Trainer-free so that tests can check the arithmetic directly.
         """
         x, y = batch[0], batch[1]
-        logits = self.net(self.features(x, augment=True))
-        ce = self.data_loss(logits, y, self.optim_cfg.label_smoothing)
+        x = self.features(x, augment=True)
+        smoothing = self.optim_cfg.label_smoothing
+        if self.mixup is not None:
+            x, partner, lam = self.mixup(x, y)
+            logits = self.net(x)
+            ce = lam * self.data_loss(logits, y, smoothing)
+            if lam < 1.0:
+                ce = ce + (1.0 - lam) * self.data_loss(logits, partner, smoothing)
+        else:
+            logits = self.net(x)
+            ce = self.data_loss(logits, y, smoothing)
         parts = {"ce": ce, "logits": logits, "y": y}
         if self.optim_cfg.l2 > 0:
             parts["l2_penalty"] = self.optim_cfg.l2 * self.l2_penalty()
