@@ -70,6 +70,7 @@ class FeatureConfig:
     fmax: Optional[float] = None
     n_mfcc: int = 40
     normalize: str = "utterance"  # none | utterance | train (train-split statistics) | speaker (per speaker)
+    deltas: int = 0  # 1: add delta channels, 2: delta and delta-delta (computed on the device, not cached)
     cache_dir: Optional[str] = None  # default: $SER_CACHE or ~/.cache/ser
 
 

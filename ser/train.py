@@ -24,8 +24,9 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
-from ser.config import to_yaml
+from ser.config import ConfigError, to_yaml
 from ser.data.datamodule import PreparedData, SERDataModule, prepare_data
+from ser.data.features import Deltas
 from ser.data.folds import parse_fold
 from ser.data.normalize import FeatureNormalizer
 from ser.models.registry import build_model, count_parameters
@@ -125,6 +126,15 @@ def build_classifier(
                 train_rows = torch.cat([stages[0](chunk) for chunk in train_rows.split(256)])
         normalizer.fit(train_rows)
     stages.append(normalizer)
+    if int(cfg.data.features.deltas) != 0:
+        if len(feature_shape) != 3:
+            raise ConfigError(
+                "invalid config key 'data.features.deltas': time derivatives need a spectrogram feature "
+                f"(logmel or mfcc), not {kind}"
+            )
+        stages.append(Deltas(int(cfg.data.features.deltas)))
+        c, f, t = feature_shape
+        feature_shape = (c * (1 + int(cfg.data.features.deltas)), f, t)
     net = build_model(cfg.model, feature_shape, len(labels))
     if cfg.trainer.channels_last and len(feature_shape) == 3:
         net = net.to(memory_format=torch.channels_last)

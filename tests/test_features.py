@@ -17,6 +17,7 @@ from ser.data.cache import cache_key, cache_root, load_features, load_waveforms
 from ser.data.features import (
     HANDCRAFTED_DIM,
     MFCC,
+    Deltas,
     LogMel,
     feature_shape,
     handcrafted_features,
@@ -228,3 +229,20 @@ def test_load_features_rejects_unknown_kind(tmp_path):
     with pytest.raises(ValueError, match="twice"):
         u = Utterance(id="a", path="x.wav", speaker="s", label="l", corpus="t")
         load_waveforms([u, u], AudioConfig(), cache_dir=str(tmp_path), progress=False)
+
+
+@pytest.mark.parametrize("half_width", [1, 2, 4])
+def test_deltas_match_librosa_and_stack_as_channels(half_width):
+    x = torch.randn(2, 1, 6, 40, generator=torch.Generator().manual_seed(0))
+    out = Deltas(2, half_width=half_width)(x)
+    assert out.shape == (2, 3, 6, 40)
+    torch.testing.assert_close(out[:, :1], x)
+    width = 2 * half_width + 1
+    d1 = librosa.feature.delta(x.numpy(), width=width, order=1, mode="nearest", axis=-1)
+    d2 = librosa.feature.delta(d1, width=width, order=1, mode="nearest", axis=-1)
+    np.testing.assert_allclose(out[:, 1:2].numpy(), d1, atol=1e-5)
+    np.testing.assert_allclose(out[:, 2:3].numpy(), d2, atol=1e-5)
+    ramp = torch.arange(40.0).expand(1, 1, 3, 40)
+    assert torch.allclose(Deltas(1)(ramp)[0, 1, :, 2:-2], torch.ones(3, 36))  # slope of a ramp is 1
+    with pytest.raises(ValueError, match="deltas"):
+        Deltas(3)

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from ser.checkpoint import CheckpointError, read_checkpoint
 from ser.cli import main
 from ser.config import load_config
 from ser.evaluate import evaluate_checkpoint
 from ser.predict import predict_paths, window_starts
-from ser.train import fit_folds
+from ser.train import CKPT_KEY, fit_folds
 
 
 def test_run_directory_holds_everything(tiny_run: dict) -> None:
@@ -137,6 +138,7 @@ def test_svm_baseline_reports_same_metrics(tiny_cfg_factory) -> None:
         (["model.kernel_size=99"], "model.kernel_size"),
         (["data.fold=7"], "data.fold"),
         (["data.features.kind=handcrafted"], "data.features.kind"),
+        (["model.name=feature_mlp", "data.features.deltas=2"], "data.features.deltas"),
         (["optim.lr=1e30", "optim.optimizer=sgd", "optim.momentum=0.0"], "loss became"),
     ],
 )
@@ -148,6 +150,23 @@ def test_bad_input_is_a_clear_cli_error(
     )
     assert code != 0
     assert message in capsys.readouterr().err
+
+
+def test_delta_channels_and_mixup_train_and_reload_from_the_checkpoint(tiny_cfg_factory, tmp_path) -> None:
+    result = fit_folds(
+        tiny_cfg_factory(
+            "trainer.run_name=tiny-deltas",
+            "trainer.max_epochs=1",
+            "data.features.deltas=2",
+            "data.augment.mixup_alpha=0.4",
+        )
+    )
+    fold = result["folds"][0]
+    ckpt = torch.load(fold["checkpoint"], weights_only=True)
+    assert ckpt[CKPT_KEY]["feature_shape"][0] == 3  # log-mel, delta, delta-delta; the cache holds one
+    assert ckpt["state_dict"]["net.features.blocks.0.0.weight"].shape[1] == 3
+    evaluated = evaluate_checkpoint(fold["checkpoint"], out_dir=tmp_path / "eval")["metrics"]["folds"][0]
+    assert evaluated["test"]["confusion"] == fold["test"]["confusion"]  # reloaded with the same front end
 
 
 def test_history_matches_the_csv_log_epoch_by_epoch(tiny_run: dict) -> None:

@@ -90,7 +90,7 @@ class SpecAugment(RandomTransform):
     """Frequency and time masks (Park et al. 2019) on [B, C, F, T] or [B, F, T] features.
 
     Each mask has a width drawn uniformly from 0..width and a uniform start; masked cells take the
-    item's mean (`fill="mean"`, neutral for un-normalised dB maps) or 0 (`fill="zero"`).
+    item's mean in that channel (`fill="mean"`, neutral for un-normalised dB maps) or 0 (`fill="zero"`).
     """
 
     def __init__(
@@ -137,7 +137,7 @@ class SpecAugment(RandomTransform):
         mask = mask.view(b, *([1] * (x.dim() - 3)), f, t)
         if self.fill == "zero":
             return x.masked_fill(mask, 0.0)
-        mean = x.mean(dim=tuple(range(1, x.dim())), keepdim=True)
+        mean = x.mean(dim=(-2, -1), keepdim=True)  # per item and channel (deltas have their own level)
         return torch.where(mask, mean, x)
 
     def extra_repr(self) -> str:

@@ -136,6 +136,41 @@ class AddChannel(nn.Module):
         return x.unsqueeze(-3)
 
 
+class Deltas(nn.Module):
+    """[B, C, F, T] -> [B, C * (1 + order), F, T]: the features, then their time derivatives as channels.
+
+    Each derivative is the regression slope over +-`half_width` frames (HTK's delta, which equals
+    `librosa.feature.delta(x, width=2 * half_width + 1, order=1, mode="nearest")`), edges repeated;
+    order 2 stacks the delta of the delta. Cheap batched torch work on the training device, so the
+    cache stores one channel and any model can ask for the dynamics.
+    """
+
+    def __init__(self, order: int, half_width: int = 2) -> None:
+        super().__init__()
+        if order not in (1, 2):
+            raise ValueError(f"data.features.deltas must be 0, 1 or 2, got {order}")
+        if half_width < 1:
+            raise ValueError(f"delta half width must be >= 1, got {half_width}")
+        self.order = order
+        self.half_width = half_width
+        n = torch.arange(-half_width, half_width + 1, dtype=torch.float32)
+        self.register_buffer("kernel", (n / n.square().sum()).view(1, 1, -1), persistent=False)
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, 1, x.shape[-1])
+        padded = nn.functional.pad(flat, (self.half_width, self.half_width), mode="replicate")
+        return nn.functional.conv1d(padded, self.kernel.to(x.dtype)).reshape(x.shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = [x]
+        for _ in range(self.order):
+            parts.append(self.delta(parts[-1]))
+        return torch.cat(parts, dim=-3)
+
+    def extra_repr(self) -> str:
+        return f"order={self.order}, half_width={self.half_width}"
+
+
 def logmel_kwargs(feat_cfg: Any, sample_rate: int) -> dict[str, Any]:
     return {
         "sample_rate": int(sample_rate),
