@@ -256,3 +256,24 @@ def test_resume_after_kill_runs_only_the_remaining_trials(tiny_env, tmp_path: Pa
         rows = list(csv.DictReader(handle))
     assert sorted(int(r["model.kernel_size"]) for r in rows) == [3, 5, 7, 9]
     assert all(r["status"] == "completed" for r in rows)
+
+
+def test_trials_share_prepared_data_only_when_its_settings_match(tiny_cfg_factory) -> None:
+    from ser.sweep.trainable import _prepared_for, prepared_key
+
+    base = tiny_cfg_factory()
+    per_batch = {"data.features.deltas": 2, "data.batch_size": 8, "model.depth": 1, "optim.lr": 0.1}
+    assert prepared_key(apply_params(base, per_batch)) == prepared_key(base)
+    changes = [
+        {"data.features.n_mels": 24},
+        {"data.features.n_fft": 1024},
+        {"data.features.normalize": "speaker"},
+        {"data.audio.duration": 0.5},
+        {"data.fold_seed": 3},
+    ]
+    keys = {prepared_key(apply_params(base, change)) for change in changes}
+    assert len(keys) == len(changes) and prepared_key(base) not in keys
+    shared = {prepared_key(base): "the base config's prepared data"}
+    assert _prepared_for(apply_params(base, per_batch), shared) == "the base config's prepared data"
+    own = _prepared_for(apply_params(base, {"data.features.n_mels": 24}), shared)
+    assert own.x.shape[-2] == 24  # prepared with the trial's own setting, not the shared array

@@ -20,7 +20,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from ser.config import ConfigError
-from ser.data.datamodule import PreparedData, prepare_data, resolve_feature_kind, uses_wave_augment
+from ser.data.datamodule import PreparedData, prepare_data
 from ser.data.types import CorpusError
 from ser.sweep.spec import COND_SEP, SweepPlan, apply_params, to_tune_space
 from ser.sweep.trainable import prepared_key, run_trial
@@ -49,7 +49,7 @@ def _variants(plan: SweepPlan) -> list[Any]:
     seen, configs = set(), []
     for name in names:
         cfg = apply_params(plan.base, {"model.name": name})
-        key = prepared_key(resolve_feature_kind(cfg), uses_wave_augment(cfg))
+        key = prepared_key(cfg)
         if key not in seen:
             seen.add(key)
             configs.append(cfg)
@@ -61,14 +61,16 @@ def prepare_shared(plan: SweepPlan, console) -> dict[str, PreparedData]:
     for cfg in _variants(plan):
         start = time.perf_counter()
         data = prepare_data(cfg, progress=True)
-        key = prepared_key(data.kind, data.waveform_mode)
+        key = prepared_key(cfg)
         # a plain ndarray, not the cache's np.memmap: numpy pickles subclasses in-band, so every trial
         # would unpickle its own private copy; a plain array goes to Ray's object store out-of-band and
         # each trial maps the same shared-memory pages (bench/trials.py measures it)
         shared[key] = dataclasses.replace(data, x=np.asarray(data.x))
         origin = "from cache" if data.from_cache else "computed"
+        served = " as waveforms" if data.waveform_mode else ""
         console.print(
-            f"features [bold]{key}[/]: {len(data.y)} utterances, {len(set(data.speakers))} speakers, "
+            f"features [bold]{data.kind}[/]{served}: {len(data.y)} utterances, "
+            f"{len(set(data.speakers))} speakers, "
             f"{len(data.labels)} labels, {len(data.folds)} folds "
             f"({origin}, {time.perf_counter() - start:.1f} s)"
         )

@@ -8,6 +8,7 @@ thread each: at every validation epoch the folds meet at a barrier and the trial
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -29,8 +30,22 @@ from ser.sweep.spec import apply_params
 REPORTED = ("val/uar", "val/wa", "val/f1", "val/loss", "val/uar_best")
 
 
-def prepared_key(kind: str, waveform_mode: bool) -> str:
-    return f"{kind}|{'wave' if waveform_mode else 'features'}"
+# What shapes a prepared array besides the feature kind and waveform mode. `data.features.deltas` is not
+# here: the model's front end computes it per batch from the same array.
+PREPARED_BY = ("corpus", "root", "speaker_regex", "corpora", "labels", "label_map", "folds", "val_folds")
+PREPARED_BY += ("fold_seed", "synthetic", "audio", "features")
+
+
+def prepared_key(cfg) -> str:
+    """Which prepared data a trial config can share: the same kind, mode, corpus, folds, audio and
+    feature settings. A sweep over e.g. `data.features.n_mels` gets a new key per value, so its trials
+    prepare their own features instead of silently reusing the base config's."""
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    settings = {key: data[key] for key in PREPARED_BY}
+    settings["features"] = {k: v for k, v in settings["features"].items() if k != "deltas"}
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    mode = "wave" if uses_wave_augment(cfg) else "features"
+    return f"{resolve_feature_kind(cfg)}|{mode}|{digest}"
 
 
 def _trial_dir() -> Path:
@@ -43,7 +58,7 @@ def _trial_dir() -> Path:
 
 
 def _prepared_for(cfg, shared: dict[str, PreparedData]) -> PreparedData:
-    key = prepared_key(resolve_feature_kind(cfg), uses_wave_augment(cfg))
+    key = prepared_key(cfg)
     if key in shared:
         return shared[key]
     return prepare_data(cfg, progress=False)  # other feature settings: computed once via the disk cache
