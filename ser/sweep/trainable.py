@@ -32,8 +32,20 @@ REPORTED = ("val/uar", "val/wa", "val/f1", "val/loss", "val/uar_best")
 
 # What shapes a prepared array besides the feature kind and waveform mode. `data.features.deltas` is not
 # here: the model's front end computes it per batch from the same array.
-PREPARED_BY = ("corpus", "root", "speaker_regex", "corpora", "labels", "label_map", "folds", "val_folds")
-PREPARED_BY += ("fold_seed", "synthetic", "audio", "features")
+PREPARED_BY = (
+    "corpus",
+    "root",
+    "speaker_regex",
+    "corpora",
+    "labels",
+    "label_map",
+    "folds",
+    "val_folds",
+    "fold_seed",
+    "synthetic",
+    "audio",
+    "features",
+)
 
 
 def prepared_key(cfg) -> str:
