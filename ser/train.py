@@ -126,15 +126,16 @@ def build_classifier(
                 train_rows = torch.cat([stages[0](chunk) for chunk in train_rows.split(256)])
         normalizer.fit(train_rows)
     stages.append(normalizer)
-    if int(cfg.data.features.deltas) != 0:
+    deltas = int(cfg.data.features.deltas)
+    if deltas != 0:
         if len(feature_shape) != 3:
             raise ConfigError(
                 "invalid config key 'data.features.deltas': time derivatives need a spectrogram feature "
                 f"(logmel or mfcc), not {kind}"
             )
-        stages.append(Deltas(int(cfg.data.features.deltas)))
+        stages.append(Deltas(deltas))
         c, f, t = feature_shape
-        feature_shape = (c * (1 + int(cfg.data.features.deltas)), f, t)
+        feature_shape = (c * (1 + deltas), f, t)
     net = build_model(cfg.model, feature_shape, len(labels))
     if cfg.trainer.channels_last and len(feature_shape) == 3:
         net = net.to(memory_format=torch.channels_last)
