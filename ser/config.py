@@ -169,6 +169,7 @@ class OptimConfig:
     plateau_factor: float = 0.5
     label_smoothing: float = 0.0
     grad_clip: float = 0.0  # 0 = off (clipping on by default slowed learning before)
+    ema_decay: float = 0.0  # > 0: validate, select and save an exponential moving average of the weights
 
 
 @dataclass
@@ -342,7 +343,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check enumerated string values, which the type system cannot."""
+    """Check what the type system cannot: enumerated string values, the fold, optimiser ranges."""
     for key, allowed in CHOICES.items():
         value = OmegaConf.select(cfg, key)
         if value not in allowed:
@@ -350,6 +351,12 @@ def validate(cfg: DictConfig) -> None:
     fold = str(cfg.data.fold)
     if fold != "all" and not fold.lstrip("-").isdigit():
         raise ConfigError(f"invalid config key 'data.fold': {fold!r} is not a fold index or 'all'")
+    from ser.models.module import as_optim_config  # late: reading a config needs no torch
+
+    try:
+        as_optim_config(cfg.optim)
+    except ValueError as exc:  # ranges: lr >= 0, label_smoothing and ema_decay in [0, 1), schedule fractions
+        raise ConfigError(f"invalid config: {exc}") from None
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -29,6 +29,7 @@ from ser.data.datamodule import PreparedData, SERDataModule, prepare_data
 from ser.data.features import Deltas
 from ser.data.folds import parse_fold
 from ser.data.normalize import FeatureNormalizer
+from ser.models.averaging import weight_averaging
 from ser.models.registry import build_model, count_parameters
 from ser.report import classification_metrics, mean_sd, plot_confusion, plot_curves, summary_table
 
@@ -234,7 +235,13 @@ def fit_fold(
     if cfg.model.name == "svm":
         return _fit_svm_fold(cfg, dm, fold_dir, start, write_plots)
     model, history, ckpt, info = fold_parts(cfg, prepared, dm, fold_dir)
-    all_callbacks: list[Callback] = [history, ckpt, PipelineInfo(info), *callbacks]
+    all_callbacks: list[Callback] = [
+        history,
+        ckpt,
+        PipelineInfo(info),
+        *weight_averaging(cfg.optim.ema_decay),
+        *callbacks,
+    ]
     if cfg.trainer.early_stopping_patience > 0:
         all_callbacks.append(
             EarlyStopping("val/uar", mode="max", patience=cfg.trainer.early_stopping_patience)

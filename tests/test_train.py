@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from ser.checkpoint import CheckpointError, read_checkpoint
 from ser.cli import main
@@ -140,6 +141,7 @@ def test_svm_baseline_reports_same_metrics(tiny_cfg_factory) -> None:
         (["data.features.kind=handcrafted"], "data.features.kind"),
         (["model.name=feature_mlp", "data.features.deltas=2"], "data.features.deltas"),
         (["optim.lr=1e30", "optim.optimizer=sgd", "optim.momentum=0.0"], "loss became"),
+        (["optim.ema_decay=1.0"], "optim.ema_decay"),
     ],
 )
 def test_bad_input_is_a_clear_cli_error(
@@ -203,3 +205,42 @@ def test_speaker_normalised_model_scores_files_with_their_speakers_statistics(
     assert per_file == alone  # each file its own speaker: the other file changes nothing
     assert together != alone  # one speaker: the loud file's frames moved the quiet file's statistics
     assert main(["predict", ckpt, str(quiet), str(loud), "--speaker-per-file", "--json"]) == 0
+
+
+class WeightLog(Callback):
+    """Copies of one weight tensor: after every optimizer step, as validated, and as tested."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.steps, self.validated, self.tested = name, [], [], []
+
+    def _weight(self, module) -> torch.Tensor:
+        return dict(module.named_parameters())[self.name].detach().clone()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps.append(self._weight(pl_module))
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self.validated.append(self._weight(pl_module))
+
+    def on_test_start(self, trainer, pl_module) -> None:
+        self.tested.append(self._weight(pl_module))
+
+
+def test_ema_weights_are_validated_saved_and_tested(tiny_cfg_factory, tmp_path: Path) -> None:
+    decay, name = 0.6, "net.head.1.weight"
+    log = WeightLog(name)
+    result = fit_folds(
+        tiny_cfg_factory("trainer.run_name=tiny-ema", "trainer.max_epochs=1", f"optim.ema_decay={decay}"),
+        callbacks_for_fold=lambda fold: [log],
+    )
+    assert len(log.steps) >= 2  # else the average is just the last weights
+    expected = log.steps[0]  # the first update copies the weights; then ema = d * ema + (1 - d) * w
+    for weights in log.steps[1:]:
+        expected = decay * expected + (1 - decay) * weights
+    assert not torch.allclose(expected, log.steps[-1])
+    fold = result["folds"][0]
+    saved = torch.load(fold["checkpoint"], weights_only=True)["state_dict"][name]
+    for seen in (log.validated[0], saved, log.tested[0]):
+        torch.testing.assert_close(seen, expected)
+    evaluated = evaluate_checkpoint(fold["checkpoint"], out_dir=tmp_path / "eval")["metrics"]["folds"][0]
+    assert evaluated["test"]["confusion"] == fold["test"]["confusion"]

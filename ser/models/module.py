@@ -54,6 +54,8 @@ def as_optim_config(optim: OptimConfig | Mapping[str, Any] | DictConfig) -> Opti
             raise ValueError(f"optim.{key}={getattr(cfg, key)} must be a finite number >= 0")
     if not 0.0 <= cfg.label_smoothing < 1.0:
         raise ValueError(f"optim.label_smoothing={cfg.label_smoothing} must be in [0, 1)")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise ValueError(f"optim.ema_decay={cfg.ema_decay} must be in [0, 1) (0 = off)")
     validate_schedule(cfg)
     return cfg
 

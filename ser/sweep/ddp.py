@@ -61,6 +61,7 @@ def ddp_worker(config: dict[str, Any]) -> None:
 
     from ser.data.datamodule import SERDataModule
     from ser.data.folds import parse_fold
+    from ser.models.averaging import weight_averaging
     from ser.train import PipelineInfo, fold_parts, summarize
 
     start = time.perf_counter()
@@ -90,7 +91,7 @@ def ddp_worker(config: dict[str, Any]) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         logger=False,
-        callbacks=[history, ckpt, PipelineInfo(info), TrainReport()],
+        callbacks=[history, ckpt, PipelineInfo(info), *weight_averaging(cfg.optim.ema_decay), TrainReport()],
         num_sanity_val_steps=0,
         default_root_dir=str(fold_dir),
     )
