@@ -351,7 +351,7 @@ def validate(cfg: DictConfig) -> None:
     fold = str(cfg.data.fold)
     if fold != "all" and not fold.lstrip("-").isdigit():
         raise ConfigError(f"invalid config key 'data.fold': {fold!r} is not a fold index or 'all'")
-    from ser.models.module import as_optim_config  # late: reading a config needs no torch
+    from ser.models.module import as_optim_config  # late: that module imports this one
 
     try:
         as_optim_config(cfg.optim)

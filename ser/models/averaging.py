@@ -1,10 +1,11 @@
 """Exponential moving average (EMA) of the weights, for validation, model selection and the checkpoint.
 
 On a small corpus the validation UA of one epoch's weights swings by several points from epoch to epoch
-(RAVDESS dev, 2 validation actors: +-10), so picking the best epoch partly picks noise. An average of the
-weights over the last few hundred updates moves smoothly and usually generalises better. Lightning's
-`EMAWeightAveraging` does the bookkeeping: it swaps the averaged weights in for every validation epoch
-and writes them as the checkpoint's `state_dict`, so `ser evaluate` and `ser predict` use them as well.
+(RAVDESS dev, 2 validation actors: +-10), so picking the best epoch partly picks noise. An average of
+the weights over about the last 1 / (1 - decay) updates (50 at 0.98) moves smoothly and usually
+generalises better. Lightning's `EMAWeightAveraging` does the bookkeeping: it swaps the averaged weights
+in for every validation epoch and writes them as the checkpoint's `state_dict`, so `ser evaluate` and
+`ser predict` use them as well.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ class WeightEMA(EMAWeightAveraging):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay {decay} must be in (0, 1)")
         super().__init__(decay=decay)
-        self.decay = decay
 
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
