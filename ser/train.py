@@ -190,10 +190,10 @@ def _wandb_logger(cfg: DictConfig, run_dir: Path, name: str):
 
 def fold_parts(
     cfg: DictConfig, prepared: PreparedData, dm: SERDataModule, fold_dir: Path
-) -> tuple[torch.nn.Module, History, ModelCheckpoint, dict[str, Any]]:
+) -> tuple[torch.nn.Module, History, ModelCheckpoint, list[Callback]]:
     """What training one fold needs, for `fit_fold` and a DDP sweep trial alike: the classifier (fitted
-    train-only statistics), its History and best-checkpoint callbacks, and the pipeline info stored in
-    the checkpoint."""
+    train-only statistics), its History and best-checkpoint callbacks, and every callback a fold trains
+    with (those two, the pipeline info stored in the checkpoint, the weight average if asked for)."""
     model, feature_shape = build_classifier(
         cfg,
         dm.row_shape,
@@ -215,9 +215,10 @@ def fold_parts(
         "row_shape": list(dm.row_shape),
         "feature_shape": list(feature_shape),
         "fold": dm.fold_index,
-        "speakers": {"train": list(dm.fold.train), "val": list(dm.fold.val), "test": list(dm.fold.test)},
+        "speakers": dm.split_speakers(),
     }
-    return model, history, ckpt, info
+    callbacks = [history, ckpt, PipelineInfo(info), *weight_averaging(cfg.optim.ema_decay)]
+    return model, history, ckpt, callbacks
 
 
 def fit_fold(
@@ -234,14 +235,8 @@ def fit_fold(
     dm = SERDataModule(cfg, prepared, fold_index)
     if cfg.model.name == "svm":
         return _fit_svm_fold(cfg, dm, fold_dir, start, write_plots)
-    model, history, ckpt, info = fold_parts(cfg, prepared, dm, fold_dir)
-    all_callbacks: list[Callback] = [
-        history,
-        ckpt,
-        PipelineInfo(info),
-        *weight_averaging(cfg.optim.ema_decay),
-        *callbacks,
-    ]
+    model, history, ckpt, fold_callbacks = fold_parts(cfg, prepared, dm, fold_dir)
+    all_callbacks: list[Callback] = [*fold_callbacks, *callbacks]
     if cfg.trainer.early_stopping_patience > 0:
         all_callbacks.append(
             EarlyStopping("val/uar", mode="max", patience=cfg.trainer.early_stopping_patience)
@@ -277,7 +272,7 @@ def fit_fold(
     test = dict(model.test_results)
     result = {
         "fold": fold_index,
-        "speakers": {"train": list(dm.fold.train), "val": list(dm.fold.val), "test": list(dm.fold.test)},
+        "speakers": dm.split_speakers(),
         "sizes": dm.split_sizes(),
         "test": test,
         "val_uar_best": float(max((h.get("val/uar", 0.0) for h in history.epochs), default=0.0)),
@@ -318,7 +313,7 @@ def _fit_svm_fold(
         )
     return {
         "fold": dm.fold_index,
-        "speakers": {"train": list(dm.fold.train), "val": list(dm.fold.val), "test": list(dm.fold.test)},
+        "speakers": dm.split_speakers(),
         "sizes": dm.split_sizes(),
         "test": results["test"],
         "val_uar_best": results["val"]["uar"],

@@ -219,6 +219,9 @@ class SERDataModule(L.LightningDataModule):
     def split_sizes(self) -> dict[str, int]:
         return {"train": len(self.train_idx), "val": len(self.val_idx), "test": len(self.test_idx)}
 
+    def split_speakers(self) -> dict[str, list[str]]:
+        return {"train": list(self.fold.train), "val": list(self.fold.val), "test": list(self.fold.test)}
+
     def train_rows(self) -> torch.Tensor:
         """The training rows, for fitting train-only statistics."""
         return torch.from_numpy(np.asarray(self.prepared.x[np.sort(self.train_idx)], dtype=np.float32))

@@ -61,8 +61,7 @@ def ddp_worker(config: dict[str, Any]) -> None:
 
     from ser.data.datamodule import SERDataModule
     from ser.data.folds import parse_fold
-    from ser.models.averaging import weight_averaging
-    from ser.train import PipelineInfo, fold_parts, summarize
+    from ser.train import fold_parts, summarize
 
     start = time.perf_counter()
     # the logged epoch metrics are torchmetrics results, already synced across workers
@@ -76,7 +75,7 @@ def ddp_worker(config: dict[str, Any]) -> None:
     fold_dir = trial_dir / f"fold_{index}"
     L.seed_everything(int(cfg.trainer.seed) + index, workers=True, verbose=False)
     dm = SERDataModule(cfg, prepared, index)
-    model, history, ckpt, info = fold_parts(cfg, prepared, dm, fold_dir)
+    model, history, ckpt, fold_callbacks = fold_parts(cfg, prepared, dm, fold_dir)
     trainer = L.Trainer(
         max_epochs=cfg.trainer.max_epochs,
         accelerator="gpu" if config["gpu"] > 0 else "cpu",
@@ -91,7 +90,7 @@ def ddp_worker(config: dict[str, Any]) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         logger=False,
-        callbacks=[history, ckpt, PipelineInfo(info), *weight_averaging(cfg.optim.ema_decay), TrainReport()],
+        callbacks=[*fold_callbacks, TrainReport()],
         num_sanity_val_steps=0,
         default_root_dir=str(fold_dir),
     )
@@ -111,7 +110,7 @@ def ddp_worker(config: dict[str, Any]) -> None:
         return
     fold = {
         "fold": index,
-        "speakers": info["speakers"],
+        "speakers": dm.split_speakers(),
         "sizes": dm.split_sizes(),
         "test": dict(model.test_results),  # torchmetrics synced: the whole test split
         "val_uar_best": float(max((h.get("val/uar", 0.0) for h in history.epochs), default=0.0)),
