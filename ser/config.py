@@ -94,6 +94,10 @@ class AugmentConfig:
     pitch_p: float = 0.0
     pitch_semitones: float = 2.0
     mixup_alpha: float = 0.0  # > 0: mix training batches, lam ~ Beta(alpha, alpha) (0.2-0.4 is usual)
+    freq_warp_p: float = 0.0  # vocal tract length perturbation on the features (log-mel)
+    freq_warp_max: float = 0.1  # frequency axis scaled by a factor in [1 - max, 1 + max]
+    time_stretch_p: float = 0.0  # tempo perturbation on the features
+    time_stretch_max: float = 0.1  # time axis resampled at a rate in [1 - max, 1 + max]
 
 
 @dataclass
@@ -134,6 +138,7 @@ class ModelConfig:
     kernel_width: Optional[int] = None  # rectangular kernels: kernel_size x kernel_width
     batch_norm: bool = True
     pool: str = "max"  # max | avg
+    time_pooling: str = "grid"  # CNN head input: grid (<= 4x4 average grid) | stats | attention (over time)
     activation: str = "relu"  # relu | elu | gelu | leaky_relu
     dropout: str = "classifier"  # none | conv | classifier | both
     conv_dropout: float = 0.1
@@ -333,6 +338,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.features.kind": ("auto", "logmel", "mfcc", "handcrafted"),
     "data.features.normalize": ("none", "utterance", "train", "speaker"),
     "model.pool": ("max", "avg"),
+    "model.time_pooling": ("grid", "stats", "attention"),
     "model.activation": ("relu", "elu", "gelu", "leaky_relu"),
     "model.dropout": ("none", "conv", "classifier", "both"),
     "model.lstm_pooling": ("last", "mean", "attention"),

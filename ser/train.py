@@ -92,6 +92,24 @@ def feature_frontend(cfg: DictConfig, kind: str) -> torch.nn.Module:
     return make_frontend(cfg.data.features, cfg.data.audio.sample_rate, kind)
 
 
+def feature_bin_freqs(cfg: DictConfig, kind: str) -> torch.Tensor | None:
+    """Centre frequencies (Hz) of the log-mel bins, for the frequency warp; MFCCs have no frequency axis
+    to warp, so asking for the warp with them is a config error."""
+    if float(cfg.data.augment.freq_warp_p) <= 0:
+        return None
+    if kind != "logmel":
+        raise ConfigError(
+            "invalid config key 'data.augment.freq_warp_p': the frequency warp needs log-mel features, "
+            f"not {kind}"
+        )
+    import librosa
+
+    feat = cfg.data.features
+    fmax = float(feat.fmax) if feat.fmax is not None else cfg.data.audio.sample_rate / 2.0
+    centres = librosa.mel_frequencies(n_mels=int(feat.n_mels) + 2, fmin=float(feat.fmin), fmax=fmax)[1:-1]
+    return torch.as_tensor(centres, dtype=torch.float32)
+
+
 def build_classifier(
     cfg: DictConfig,
     row_shape: tuple[int, ...],
@@ -142,9 +160,11 @@ def build_classifier(
         net = net.to(memory_format=torch.channels_last)
     if cfg.trainer.compile:
         net = torch.compile(net)
-    spec_augment = (
-        build_spec_augment(cfg.data.augment, generator=generator) if len(feature_shape) == 3 else None
-    )
+    spec_augment = None
+    if len(feature_shape) == 3:
+        spec_augment = build_spec_augment(
+            cfg.data.augment, generator=generator, bin_freqs=feature_bin_freqs(cfg, kind)
+        )
     model = EmotionClassifier(
         net=net,
         n_classes=len(labels),

@@ -11,11 +11,13 @@ import torch
 from ser.config import AugmentConfig
 from ser.data.augment import (
     AddNoise,
+    FreqWarp,
     Mixup,
     PitchShift,
     SpecAugment,
     SpeedPerturb,
     TimeShift,
+    TimeStretch,
     build_mixup,
     build_spec_augment,
     build_wave_augment,
@@ -42,6 +44,8 @@ FACTORIES = {
     "shift": (lambda p, g: TimeShift(1600, p=p, generator=g), waves),
     "speed": (lambda p, g: SpeedPerturb(0.8, 1.2, p=p, generator=g), waves),
     "pitch": (lambda p, g: PitchShift(3.0, p=p, generator=g), waves),
+    "freq_warp": (lambda p, g: FreqWarp(0.2, p=p, generator=g), spec),
+    "time_stretch": (lambda p, g: TimeStretch(0.2, p=p, generator=g), spec),
 }
 
 
@@ -216,3 +220,67 @@ def test_mixup_builder_and_bad_alpha():
     for alpha in (-1.0, float("nan")):
         with pytest.raises(ValueError, match="alpha"):
             Mixup(alpha)
+
+
+def mel_centres(n_mels: int = 32) -> torch.Tensor:
+    import librosa
+
+    return torch.tensor(librosa.mel_frequencies(n_mels=n_mels + 2, fmax=SR / 2)[1:-1], dtype=torch.float32)
+
+
+def test_freq_warp_moves_a_spectral_peak_by_the_warp_factor_in_hz():
+    centres = mel_centres()
+    warp = FreqWarp(0.15, p=1.0, bin_freqs=centres)
+    for alpha in (0.87, 1.0, 1.12):
+        positions = warp._source_positions(torch.tensor([alpha]), len(centres))[0]
+        # output bin k reads the input at frequency f_k / alpha: interpolate the centres there
+        read = np.interp(positions.numpy(), np.arange(len(centres)), centres.numpy())
+        inside = (centres / alpha > centres[0]) & (centres / alpha < centres[-1])
+        np.testing.assert_allclose(read[inside.numpy()], (centres / alpha)[inside].numpy(), rtol=1e-4)
+    x = torch.zeros(1, 1, len(centres), 5)
+    x[0, 0, 20] = 1.0  # a formant at centres[20]
+    out = _warp_by(warp, x, 1.12)
+    peak = int(out[0, 0, :, 0].argmax())
+    assert abs(float(centres[peak]) / float(centres[20]) - 1.12) < 0.06
+
+
+def _warp_by(warp: FreqWarp, x: torch.Tensor, alpha: float) -> torch.Tensor:
+    from ser.data.augment import _interp_last
+
+    pos = warp._source_positions(torch.tensor([alpha]), x.shape[-2])
+    return _interp_last(x.transpose(-1, -2), pos).transpose(-1, -2)
+
+
+def test_time_stretch_moves_frames_about_the_centre():
+    x = torch.zeros(1, 2, 4, 101)
+    x[:, :, :, 80] = 1.0
+    stretch = TimeStretch(0.3, p=1.0, generator=torch.Generator().manual_seed(3)).train()
+    out = stretch(x)
+    peak = int(out[0, 0, 0].argmax())
+    # output frame t reads input frame c + (t - c) * rate, so the spike lands at c + (80 - c) / rate
+    rate = (80 - 50) / (peak - 50)
+    assert 0.7 <= rate <= 1.3 and peak != 80
+    assert torch.equal(out[0, 0], out[0, 1])  # every channel and bin the same way
+    assert torch.equal(TimeStretch(0.0, p=1.0).train()(x), x)
+
+
+def test_spectrogram_builder_orders_warp_stretch_masks():
+    cfg = AugmentConfig(freq_warp_p=0.5, time_stretch_p=0.5, specaugment_p=0.5)
+    chain = build_spec_augment(cfg, bin_freqs=mel_centres())
+    assert [type(m) for m in chain] == [FreqWarp, TimeStretch, SpecAugment]
+    assert isinstance(build_spec_augment(AugmentConfig(freq_warp_p=1.0)), FreqWarp)
+    with pytest.raises(ValueError):
+        FreqWarp(0.6)
+    with pytest.raises(ValueError):
+        FreqWarp(0.1, bin_freqs=torch.tensor([3.0, 2.0, 1.0]))
+
+
+def test_freq_warp_needs_log_mel_and_uses_the_mel_centres():
+    from ser.config import ConfigError, load_config
+    from ser.train import feature_bin_freqs
+
+    cfg = load_config(overrides=["data.augment.freq_warp_p=0.5", "data.features.n_mels=32"])
+    np.testing.assert_allclose(feature_bin_freqs(cfg, "logmel").numpy(), mel_centres(32).numpy(), rtol=1e-5)
+    assert feature_bin_freqs(load_config(), "logmel") is None
+    with pytest.raises(ConfigError, match="freq_warp_p"):
+        feature_bin_freqs(cfg, "mfcc")

@@ -342,3 +342,24 @@ def test_svm_bad_data() -> None:
         fit_svm(np.zeros((4, 2)), np.zeros(4, dtype=int), ModelConfig(name="svm"))
     with pytest.raises(ValueError, match="y_train"):
         fit_svm(np.zeros((4, 2)), np.zeros(3, dtype=int), ModelConfig(name="svm"))
+
+
+@pytest.mark.parametrize("pooling", ["stats", "attention"])
+def test_time_pooling_ignores_where_in_the_clip_a_cue_is(pooling: str) -> None:
+    cfg = ModelConfig(name="emotion_detector", time_pooling=pooling, **SMALL)
+    model = build_model(cfg, SPEC, N_CLASSES)
+    run_train_step(model, SPEC)
+    model.eval()
+    conv_map = torch.randn(2, 32, 8, 37, generator=torch.Generator().manual_seed(0))
+    shuffled = conv_map[..., torch.randperm(37, generator=torch.Generator().manual_seed(1))]
+    assert model.pool(conv_map).shape == (2, 2 * 32 * 4)
+    torch.testing.assert_close(model.pool(conv_map), model.pool(shuffled))
+    assert "pooling over time" in model.describe()
+
+
+def test_grid_pooling_keeps_time_position_and_bad_pooling_is_named() -> None:
+    model = build_model(ModelConfig(name="emotion_detector", **SMALL), SPEC, N_CLASSES).eval()
+    conv_map = torch.randn(1, 32, 8, 37, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(model.pool(conv_map), model.pool(conv_map.flip(-1)))
+    with pytest.raises(ModelConfigError, match="model.time_pooling"):
+        build_model(ModelConfig(name="emotion_detector", time_pooling="bogus"), SPEC, N_CLASSES)

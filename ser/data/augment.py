@@ -299,6 +299,101 @@ class PitchShift(RandomTransform):
         return f"semitones={self.semitones}, n_fft={self.n_fft}, hop_length={self.hop_length}, p={self.p}"
 
 
+def _interp_last(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """x [B, ..., L] read at fractional positions pos [B, L'] along the last axis, edges repeated."""
+    last = x.shape[-1] - 1
+    pos = pos.clamp(0, last)
+    i0 = pos.floor().long()
+    i1 = (i0 + 1).clamp(max=last)
+    w = (pos - i0.to(pos.dtype)).to(x.dtype)
+    shape = (x.shape[0], *([1] * (x.dim() - 2)), pos.shape[-1])
+    i0, i1, w = i0.view(shape), i1.view(shape), w.view(shape)
+    expand = (*x.shape[:-1], pos.shape[-1])
+    left = x.gather(-1, i0.expand(expand))
+    right = x.gather(-1, i1.expand(expand))
+    return left + w * (right - left)
+
+
+class FreqWarp(RandomTransform):
+    """Vocal tract length perturbation (Jaitly & Hinton 2013) on spectrogram features [B, C, F, T].
+
+    Each item's frequency axis is scaled by a factor drawn from [1 - max_warp, 1 + max_warp]: output bin
+    k takes the value the input has at frequency f_k / alpha, read by linear interpolation between bins
+    (`bin_freqs` are the bins' centre frequencies in Hz, e.g. the mel filters' centres; None: bins are
+    equally spaced). A speaker with a longer or shorter vocal tract than anyone in the training split is
+    simulated on the cached features, so it composes with per-speaker standardisation; time derivatives
+    (delta channels) commute with it, so it may run after them.
+    """
+
+    def __init__(
+        self,
+        max_warp: float = 0.1,
+        p: float = 1.0,
+        bin_freqs: Optional[torch.Tensor] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> None:
+        super().__init__(p, generator)
+        if not 0.0 <= float(max_warp) < 0.5:
+            raise ValueError(f"FreqWarp max_warp must be in [0, 0.5), got {max_warp}")
+        self.max_warp = float(max_warp)
+        freqs = None if bin_freqs is None else torch.as_tensor(bin_freqs, dtype=torch.float32).flatten()
+        if freqs is not None and (freqs.numel() < 2 or not bool(torch.all(freqs[1:] > freqs[:-1]))):
+            raise ValueError("FreqWarp bin_freqs must be at least 2 increasing frequencies")
+        self.register_buffer("bin_freqs", freqs, persistent=False)
+
+    def _source_positions(self, alpha: torch.Tensor, n_bins: int) -> torch.Tensor:
+        """[B, F] fractional input bins that output bins read from."""
+        if self.bin_freqs is None:
+            k = torch.arange(n_bins, device=alpha.device, dtype=alpha.dtype)
+            return k.unsqueeze(0) / alpha.unsqueeze(1)
+        freqs = self.bin_freqs.to(alpha.device, alpha.dtype)
+        if freqs.numel() != n_bins:
+            raise ValueError(f"FreqWarp has {freqs.numel()} bin frequencies for {n_bins} bins")
+        target = freqs.unsqueeze(0) / alpha.unsqueeze(1)  # [B, F] Hz
+        hi = torch.searchsorted(freqs, target.contiguous()).clamp(1, n_bins - 1)
+        lo = hi - 1
+        f_lo, f_hi = freqs[lo], freqs[hi]
+        return lo.to(alpha.dtype) + ((target - f_lo) / (f_hi - f_lo)).clamp(0, 1)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 3:
+            raise ValueError(f"FreqWarp expects [B, (C,) F, T] features, got shape {tuple(x.shape)}")
+        b, f = x.shape[0], x.shape[-2]
+        alpha = self._uniform(1.0 - self.max_warp, 1.0 + self.max_warp, b, x.device)
+        pos = self._source_positions(alpha.to(torch.float32), f)
+        warped = _interp_last(x.transpose(-1, -2), pos)  # [B, C, T, F]
+        return warped.transpose(-1, -2)
+
+    def extra_repr(self) -> str:
+        return f"max_warp={self.max_warp}, p={self.p}"
+
+
+class TimeStretch(RandomTransform):
+    """Tempo perturbation on spectrogram features [B, C, F, T]: each item's time axis is resampled about
+    its centre at a rate drawn from [1 - max_stretch, 1 + max_stretch] (frames past the clip's ends repeat
+    the edge frame), so speaking rate varies without recomputing features."""
+
+    def __init__(
+        self, max_stretch: float = 0.1, p: float = 1.0, generator: Optional[torch.Generator] = None
+    ) -> None:
+        super().__init__(p, generator)
+        if not 0.0 <= float(max_stretch) < 0.5:
+            raise ValueError(f"TimeStretch max_stretch must be in [0, 0.5), got {max_stretch}")
+        self.max_stretch = float(max_stretch)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 3:
+            raise ValueError(f"TimeStretch expects [B, (C,) F, T] features, got shape {tuple(x.shape)}")
+        b, t = x.shape[0], x.shape[-1]
+        rate = self._uniform(1.0 - self.max_stretch, 1.0 + self.max_stretch, b, x.device).unsqueeze(1)
+        centre = (t - 1) / 2.0
+        frames = torch.arange(t, device=x.device, dtype=rate.dtype).unsqueeze(0)
+        return _interp_last(x, centre + (frames - centre) * rate)
+
+    def extra_repr(self) -> str:
+        return f"max_stretch={self.max_stretch}, p={self.p}"
+
+
 def build_wave_augment(
     aug: Any, sample_rate: int, generator: Optional[torch.Generator] = None
 ) -> Optional[nn.Module]:
@@ -324,13 +419,31 @@ def build_wave_augment(
     return nn.Sequential(*parts) if parts else None
 
 
-def build_spec_augment(aug: Any, generator: Optional[torch.Generator] = None) -> Optional[nn.Module]:
-    """SpecAugment from the config, or None when `specaugment_p` is 0."""
-    if float(aug.specaugment_p) <= 0:
+def build_spec_augment(
+    aug: Any, generator: Optional[torch.Generator] = None, bin_freqs: Optional[torch.Tensor] = None
+) -> Optional[nn.Module]:
+    """Feature-domain augmentation from the config: frequency warp, time stretch, then SpecAugment's masks
+    (each only when its probability is > 0); None when all are off. `bin_freqs`: the feature bins' centre
+    frequencies (log-mel), so the warp scales Hz rather than bin numbers."""
+    parts: list[nn.Module] = []
+    if float(aug.freq_warp_p) > 0:
+        parts.append(FreqWarp(aug.freq_warp_max, aug.freq_warp_p, bin_freqs=bin_freqs, generator=generator))
+    if float(aug.time_stretch_p) > 0:
+        parts.append(TimeStretch(aug.time_stretch_max, aug.time_stretch_p, generator=generator))
+    if float(aug.specaugment_p) > 0:
+        parts.append(
+            SpecAugment(
+                aug.freq_masks,
+                aug.freq_width,
+                aug.time_masks,
+                aug.time_width,
+                aug.specaugment_p,
+                generator=generator,
+            )
+        )
+    if not parts:
         return None
-    return SpecAugment(
-        aug.freq_masks, aug.freq_width, aug.time_masks, aug.time_width, aug.specaugment_p, generator=generator
-    )
+    return parts[0] if len(parts) == 1 else nn.Sequential(*parts)
 
 
 class Mixup(nn.Module):
