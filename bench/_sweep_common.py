@@ -51,7 +51,7 @@ def quickstart_fixed() -> dict[str, Any]:
 
 def data_section(args: argparse.Namespace, fixed: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
     """(base files, fixed keys) selecting the corpus: synthetic keys for the built-in corpus, else
-    `configs/data/<corpus>.yaml` + data.root (the synthetic-only keys of `fixed` dropped)."""
+    the `data/<corpus>` preset + data.root (the synthetic-only keys of `fixed` dropped)."""
     out = dict(fixed)
     if args.data is None:
         out["data.corpus"] = "synthetic"
@@ -64,8 +64,10 @@ def data_section(args: argparse.Namespace, fixed: Mapping[str, Any]) -> tuple[li
     out = {k: v for k, v in out.items() if not k.startswith("data.synthetic.")}
     out["data.corpus"] = args.corpus
     out["data.root"] = str(root.resolve())
-    corpus_file = ROOT / "configs" / "data" / f"{args.corpus}.yaml"
-    return ([str(corpus_file)] if corpus_file.is_file() else []), out
+    from ser.config import PRESET_DIR
+
+    preset = f"data/{args.corpus}"
+    return ([preset] if (PRESET_DIR / f"{preset}.yaml").is_file() else []), out
 
 
 def output_dir(args: argparse.Namespace, prefix: str) -> Path:
@@ -137,7 +139,7 @@ def start_ray() -> bool:
     if ray.is_initialized():
         return True
     _set_ray_env()
-    ray.init(include_dashboard=False, configure_logging=True, logging_level="ERROR", log_to_driver=True)
+    ray.init(include_dashboard=False, configure_logging=True, logging_level="ERROR", log_to_driver=False)
     return False
 
 

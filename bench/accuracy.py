@@ -1,6 +1,6 @@
 """Real accuracy of each model family's tuned config: every speaker fold, mean +- sd, as a markdown table.
 
-Each family trains with `configs/data/<corpus>.yaml` + `configs/model/<family>.yaml` through the same
+Each family trains with the `data/<corpus>` + `model/<family>` presets (or `--config NAME`) through the same
 `ser.train.fit_folds` that `ser fit` uses, so the table is what a user gets from those configs. Model
 selection inside a fold looks at validation UA only; the test fold is scored once. This is a script and
 not a test: on 2 CPU cores the full table takes about an hour on the 720-file RAVDESS dev set.
@@ -20,7 +20,7 @@ from typing import Any
 
 from _common import machine_line
 
-from ser.config import CONFIG_DIR, load_config
+from ser.config import PRESET_DIR, load_config
 
 FAMILIES = ("emotion_detector", "emotion_detector2", "sentan", "cnn_lstm", "feature_mlp", "svm")
 COLUMNS = ("family", "mean test UA ± sd", "WA ± sd", "macro-F1", "val UA", "params", "minutes")
@@ -30,10 +30,10 @@ def family_config(
     family: str, root: str, corpus: str, epochs: int | None, output_dir: str, extra: Sequence[str]
 ):
     """Data config + the family's tuned config + this run's overrides (all folds, no progress bars)."""
-    files = [CONFIG_DIR / "data" / f"{corpus}.yaml", CONFIG_DIR / "model" / f"{family}.yaml"]
-    for path in files:
-        if not path.is_file():
-            raise SystemExit(f"no config {path}: --corpus and --families must name files under configs/")
+    files = [f"data/{corpus}", f"model/{family}"]
+    for name in files:
+        if not (PRESET_DIR / f"{name}.yaml").is_file():
+            raise SystemExit(f"no preset {name}: --corpus and --families must name presets (`ser configs`)")
     overrides = [
         f"data.root={root}",
         "data.fold=all",
@@ -79,14 +79,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--epochs", type=int, default=None, help="override trainer.max_epochs (default: config)"
     )
-    parser.add_argument("--corpus", default="ravdess", help="configs/data/<corpus>.yaml (default: ravdess)")
+    parser.add_argument("--corpus", default="ravdess", help="the data/<corpus> preset (default: ravdess)")
     parser.add_argument("--output-dir", default=None, help="run directories (default: a temporary folder)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="extra override"
     )
     args = parser.parse_args(argv)
 
-    from ser.train import fit_folds
+    from ser.training.fit import fit_folds
 
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     output_dir = args.output_dir or tempfile.mkdtemp(prefix="ser-accuracy-")
@@ -98,12 +98,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     for family, cfg in configs.items():
         start = time.perf_counter()
         result = fit_folds(cfg)
-        rows.append(table_row(family, result["metrics"], (time.perf_counter() - start) / 60))
+        rows.append(table_row(family, result.metrics, (time.perf_counter() - start) / 60))
         print(
-            f"{family}: {rows[-1]['mean test UA ± sd']} test UA, run directory {result['run_dir']}",
+            f"{family}: {rows[-1]['mean test UA ± sd']} test UA, run directory {result.run_dir}",
             flush=True,
         )
-    folds = len(result["metrics"]["protocol"]["evaluated_folds"]) if rows else 0
+    folds = len(result.metrics["protocol"]["evaluated_folds"]) if rows else 0
     print()
     print(f"{args.corpus} at {args.data_root}: {folds} speaker-independent test folds, mean ± sd (percent)")
     print(machine_line())

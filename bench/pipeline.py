@@ -214,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """Run the benchmark, print the table and the RATIOS line; returns the ratios."""
     from ser.data.datamodule import resolve_feature_kind
     from ser.data.folds import speaker_folds, split_utterances
-    from ser.train import build_classifier
+    from ser.models.pipeline import build_classifier
 
     args = parse_args(argv)
     if args.threads:

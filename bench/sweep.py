@@ -93,10 +93,11 @@ def curves_match(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def asha_rungs(grace_period: int, reduction_factor: float, max_t: int) -> list[int]:
-    """The milestones Ray's ASHA uses for ser's scheduler (built with max_t + 1), up to max_t."""
-    n = int(math.log((max_t + 1) / grace_period) / math.log(reduction_factor) + 1)
-    rungs = [int(round(grace_period * reduction_factor**k)) for k in range(n)]
-    return [r for r in rungs if r <= max_t]
+    """The rungs ser's ASHA uses (`ser.sweep.schedulers.asha_milestones`, the function the scheduler and
+    the rung plot use too): strictly before max_t, so a trial's last epoch is never cut."""
+    from ser.sweep.schedulers import asha_milestones
+
+    return asha_milestones(grace_period, reduction_factor, max_t)
 
 
 def replay_asha(

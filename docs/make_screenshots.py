@@ -11,6 +11,7 @@ emotion of the checkpoint, one after the other, so the timeline shows the emotio
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -55,8 +56,11 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from ser.predict import load_scorer
-    from ser.serve.app import create_app, serve_in_background
+    from ser.inference.scorer import load_scorer
+    from ser.serve.app import create_app
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: tests/helpers
+    from tests.helpers.serve import serve_in_background
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -94,6 +94,6 @@ def tiny_cfg_factory(tiny_env: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="session")
 def tiny_run(tiny_cfg_factory: Callable[..., object]) -> dict:
     """One trained fold of the tiny config: its run directory, metrics and best checkpoint."""
-    from ser.train import fit_folds
+    from ser.training.fit import fit_folds
 
     return fit_folds(tiny_cfg_factory("trainer.run_name=tiny"))

@@ -277,7 +277,7 @@ def test_spectrogram_builder_orders_warp_stretch_masks():
 
 def test_freq_warp_needs_log_mel_and_uses_the_mel_centres():
     from ser.config import ConfigError, load_config
-    from ser.train import feature_bin_freqs
+    from ser.models.pipeline import feature_bin_freqs
 
     cfg = load_config(overrides=["data.augment.freq_warp_p=0.5", "data.features.n_mels=32"])
     np.testing.assert_allclose(feature_bin_freqs(cfg, "logmel").numpy(), mel_centres(32).numpy(), rtol=1e-5)

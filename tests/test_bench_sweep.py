@@ -87,7 +87,11 @@ def test_rank_counts_only_strictly_better_configs(scripts: dict[str, ModuleType]
 
 def test_asha_replay_follows_rays_rung_rule_and_depends_on_order(scripts: dict[str, ModuleType]) -> None:
     sweep = scripts["sweep"]
-    assert sweep.asha_rungs(1, 3.0, 9) == [1, 3, 9] and sweep.asha_rungs(2, 2.0, 8) == [2, 4, 8]
+    # the rungs ser's scheduler uses (before the last epoch), the same list as the rung plot's
+    from ser.sweep.schedulers import asha_milestones
+
+    assert sweep.asha_rungs(1, 3.0, 9) == [1, 3] and sweep.asha_rungs(2, 2.0, 8) == [2, 4]
+    assert sweep.asha_rungs(1, 3.0, 27) == asha_milestones(1, 3.0, 27) == [1, 3, 9]
     curves = [[0.1, 0.1, 0.1], [0.5, 0.5, 0.5], [0.2, 0.2, 0.2]]
     # the first trial at a rung always goes on; later ones stop below the median of those before them
     assert sweep.replay_asha(curves, [0, 1, 2], [1], 2.0) == 3 + 3 + 1

@@ -32,13 +32,14 @@ pytest.importorskip("fastapi", reason="the web UI needs the `ui` extra")
 
 from test_serve import make_sweep_dir  # noqa: E402  (same fake sweep as the API tests)
 
-from ser.predict import load_scorer  # noqa: E402
-from ser.serve.app import create_app, serve_in_background  # noqa: E402
+from ser.inference.scorer import load_scorer  # noqa: E402
+from ser.serve.app import create_app  # noqa: E402
+from tests.helpers.serve import serve_in_background  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def server(tiny_run: dict, tmp_path_factory: pytest.TempPathFactory):
-    scorer = load_scorer(tiny_run["folds"][0]["checkpoint"])
+def server(tiny_run, tmp_path_factory: pytest.TempPathFactory):
+    scorer = load_scorer(tiny_run.folds[0].checkpoint)
     sweep = make_sweep_dir(tmp_path_factory.mktemp("browser") / "sweep")
     with serve_in_background(create_app(scorer, sweep_dir=sweep, max_upload_mb=1)) as url:
         yield url, scorer.labels

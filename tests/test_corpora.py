@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser.config import CorpusSpec, DataConfig, SyntheticConfig
+from ser.config import ConfigError, CorpusSpec, DataConfig, SyntheticConfig
 from ser.data.corpora import CORPORA, base, scan_corpus
 from ser.data.dataset import build_dataset
 from ser.data.labels import CANONICAL_LABELS, canonical_label, sort_labels
@@ -185,7 +185,7 @@ def test_root_with_only_unusable_files_names_them(tmp_path, wav_writer):
 
 
 def test_unknown_corpus_name_lists_known_ones():
-    with pytest.raises(ValueError, match="unknown corpus 'iemocap'.*crema_d, folder, ravdess"):
+    with pytest.raises(ConfigError, match="unknown corpus 'iemocap'.*crema_d, folder, ravdess"):
         scan_corpus(CorpusSpec(name="iemocap", root="/tmp"))
 
 
@@ -294,6 +294,28 @@ def test_folder_speakers_from_regex(folder_root):
     assert "does not match speaker_regex" in skipped["happy/unknown_speaker.wav"]
     assert "not inside an emotion folder" in skipped["loose.wav"]
     assert scan.warnings == []
+
+
+def test_links_never_relabel_clips(tmp_path, wav_writer):
+    """`happy/tosad -> ../sad` would give sad clips the label happy (and make sad vanish): a directory
+    link inside a label folder is not followed, a file linked twice is used once, both are reported;
+    a label folder that is itself a link (a corpus assembled from links) is read."""
+    root = tmp_path / "links"
+    wav_writer(root / "sad/spk1_male_001.wav")
+    wav_writer(root / "happy/spk1_male_002.wav")
+    wav_writer(tmp_path / "elsewhere/angry/spk2_female_001.wav")
+    (root / "happy" / "tosad").symlink_to(root / "sad")
+    (root / "angry").symlink_to(tmp_path / "elsewhere" / "angry")
+    (root / "happy" / "copy.wav").symlink_to(root / "sad" / "spk1_male_001.wav")
+    scan = scan_corpus(CorpusSpec(name="folder", root=str(root), speaker_regex=REGEX))
+    assert sorted((u.label, Path(u.path).name) for u in scan.utterances) == [
+        ("angry", "spk2_female_001.wav"),
+        ("happy", "spk1_male_002.wav"),
+        ("sad", "spk1_male_001.wav"),
+    ]
+    skipped = reasons(scan, root)
+    assert "not followed" in skipped["happy/tosad"]
+    assert "same file as" in skipped["happy/copy.wav"]
 
 
 def test_folder_label_map_admits_a_corpus_specific_folder(folder_root):

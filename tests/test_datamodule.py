@@ -8,7 +8,7 @@ import torch
 
 from ser.data.datamodule import SERDataModule, TensorBatches, prepare_data
 from ser.data.normalize import FeatureNormalizer
-from ser.train import build_classifier
+from ser.models.pipeline import build_classifier
 
 ALL_AUGMENT = [
     "data.augment.specaugment_p=1.0",

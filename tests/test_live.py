@@ -11,21 +11,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser.live import (
-    LiveInputError,
-    RingBuffer,
-    StreamingScorer,
-    add_live_parser,
-    file_chunks,
-    microphone_chunks,
-    stdin_chunks,
-)
-from ser.predict import load_scorer, score_wave
+from ser.cli.live import add_live_parser
+from ser.inference.scorer import load_scorer, score_wave
+from ser.inference.sources import LiveInputError, file_chunks, microphone_chunks, stdin_chunks
+from ser.inference.streaming import RingBuffer, StreamingScorer
 
 
 @pytest.fixture(scope="module")
-def scorer(tiny_run: dict):
-    return load_scorer(tiny_run["folds"][0]["checkpoint"])
+def scorer(tiny_run):
+    return load_scorer(tiny_run.folds[0].checkpoint)
 
 
 def peaky_wave(seconds: float, sr: int, seed: int = 0, every: float = 0.05) -> np.ndarray:
@@ -179,7 +173,7 @@ def run_cli(argv: list[str]) -> int:
 
 
 def test_cli_file_json(tiny_run, scorer, tmp_path, capsys) -> None:
-    ckpt = str(tiny_run["folds"][0]["checkpoint"])
+    ckpt = str(tiny_run.folds[0].checkpoint)
     wave = peaky_wave(2.3, scorer.sample_rate)
     path = tmp_path / "clip.wav"
     sf.write(path, wave, scorer.sample_rate, subtype="FLOAT")
@@ -188,7 +182,7 @@ def test_cli_file_json(tiny_run, scorer, tmp_path, capsys) -> None:
     reference = score_wave(scorer, wave, window=1.0, hop=0.5)
     assert [x["start"] for x in lines] == [w["start"] for w in reference["windows"]]
     for line, w in zip(lines, reference["windows"]):
-        assert line["label"] in tiny_run["metrics"]["labels"]
+        assert line["label"] in tiny_run.metrics["labels"]
         assert line["probabilities"] == pytest.approx(w["probabilities"], abs=2e-4)
         assert line["latency_ms"] > 0
 
@@ -196,7 +190,7 @@ def test_cli_file_json(tiny_run, scorer, tmp_path, capsys) -> None:
 def test_cli_rich_display_on_file(tiny_run, tmp_path, capsys) -> None:
     path = tmp_path / "clip.wav"
     sf.write(path, peaky_wave(1.2, 16000), 16000)
-    assert run_cli(["live", str(tiny_run["folds"][0]["checkpoint"]), "--file", str(path)]) == 0
+    assert run_cli(["live", str(tiny_run.folds[0].checkpoint), "--file", str(path)]) == 0
     out = capsys.readouterr().out
     assert "smoothed" in out and "latency" in out and "track:" in out
 
@@ -220,6 +214,6 @@ def test_microphone_unavailable_is_a_clear_error(tiny_run, capsys) -> None:
     message = str(info.value)
     assert "--file" in message
     assert any(k in message for k in ("sounddevice", "PortAudio", "no audio input device"))
-    assert run_cli(["live", str(tiny_run["folds"][0]["checkpoint"])]) == 2
+    assert run_cli(["live", str(tiny_run.folds[0].checkpoint)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ser: error: ") and "--file" in err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 
 import lightning as L
 import pytest
@@ -14,7 +13,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ser.config import OptimConfig
-from ser.models.module import EmotionClassifier, TrainingDiverged, build_optimizer
+from ser.models.classifier import EmotionClassifier, TrainingDiverged
+from ser.models.optim import build_optimizer
 from ser.models.schedules import build_scheduler, cosine_lambda, tristage_lambda
 
 pytestmark = pytest.mark.filterwarnings(
@@ -88,7 +88,7 @@ def test_metric_keys_and_plateau_schedule(tmp_path):
     t = trainer(max_epochs=2, logger=CSVLogger(tmp_path))
     t.fit(model, loader(toy()), loader(toy(seed=1)))
     expected = {"train/loss", "train/wa", "train/uar", "train/l2_penalty", "lr"}
-    expected |= {f"val/{k}" for k in ("loss", "wa", "uar", "f1", "uar_best")}
+    expected |= {f"val/{k}" for k in ("loss", "wa", "uar", "f1")}
     assert expected <= set(t.callback_metrics)
     assert not any(k.endswith(("_step", "_epoch")) for k in t.callback_metrics)
     t.test(model, loader(toy(seed=2)))
@@ -97,26 +97,32 @@ def test_metric_keys_and_plateau_schedule(tmp_path):
     assert sum(bool(r.get("val/uar")) for r in rows) == 2  # once per epoch, not per step
 
 
-def test_uar_best_is_running_max_and_ignores_sanity_check(tmp_path):
+def test_validation_ignores_the_sanity_check(tmp_path):
     seen = {}
 
     class AtSanityEnd(L.Callback):
         def on_sanity_check_end(self, trainer, pl_module):
-            seen["best"] = pl_module.uar_best
             seen["results"] = dict(pl_module.val_results)
-            seen["logged"] = "val/uar_best" in trainer.callback_metrics
+            seen["logged"] = "val/uar" in trainer.callback_metrics
 
     L.seed_everything(0)
     model = EmotionClassifier(mlp(), N_CLASSES, OptimConfig(lr=0.05))
-    t = trainer(max_epochs=8, logger=CSVLogger(tmp_path), num_sanity_val_steps=2, callbacks=[AtSanityEnd()])
+    t = trainer(max_epochs=3, logger=CSVLogger(tmp_path), num_sanity_val_steps=2, callbacks=[AtSanityEnd()])
     t.fit(model, loader(toy(separable=False), shuffle=True), loader(toy(seed=1, separable=False)))
-    assert seen == {"best": -math.inf, "results": {}, "logged": False}
-    rows = [r for r in read_csv(t.logger) if r.get("val/uar")]
-    uar = [float(r["val/uar"]) for r in rows]
-    best = [float(r["val/uar_best"]) for r in rows]
-    assert len(uar) == 8
-    assert best == pytest.approx([max(uar[: i + 1]) for i in range(len(uar))])
-    assert any(u < b for u, b in zip(uar, best, strict=True))  # the max is not just the last value
+    assert seen == {"results": {}, "logged": False}
+    assert len([r for r in read_csv(t.logger) if r.get("val/uar")]) == 3
+
+
+def test_ua_averages_over_the_classes_present_in_the_evaluated_data():
+    """A label with no examples in the split has no recall and does not pull UA down (an 8-label model
+    evaluated on a 7-label corpus)."""
+    from ser.report.metrics import metrics_from_confusion
+
+    confusion = [[3, 1, 0], [1, 1, 0], [0, 0, 0]]  # class 2 absent from the data
+    m = metrics_from_confusion(confusion, ["a", "b", "c"])
+    assert m["uar"] == pytest.approx((0.75 + 0.5) / 2)
+    assert m["per_class_recall"] == {"a": 0.75, "b": 0.5, "c": None}
+    assert m["wa"] == pytest.approx(4 / 6)
 
 
 def test_l2_penalty_adds_expected_amount_and_skips_biases():

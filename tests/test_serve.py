@@ -9,6 +9,7 @@ import warnings
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -18,7 +19,7 @@ with warnings.catch_warnings():  # Starlette 1.x warns that its TestClient will 
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
-from ser.predict import load_scorer, window_starts  # noqa: E402
+from ser.inference.scorer import load_scorer, window_starts  # noqa: E402
 from ser.serve.app import create_app  # noqa: E402
 from ser.serve.sweep import metric_column, read_sweep, resolve_sweep_file  # noqa: E402
 
@@ -71,8 +72,8 @@ def make_sweep_dir(root: Path, plots: bool = True) -> Path:
 
 
 @pytest.fixture(scope="module")
-def scorer(tiny_run: dict):
-    return load_scorer(tiny_run["folds"][0]["checkpoint"])
+def scorer(tiny_run):
+    return load_scorer(tiny_run.folds[0].checkpoint)
 
 
 @pytest.fixture
@@ -90,13 +91,18 @@ def scratch(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def client(scorer, sweep_dir: Path, scratch: Path) -> TestClient:
-    return TestClient(create_app(scorer, sweep_dir=sweep_dir, max_upload_mb=0.5, tmp_dir=scratch))
+    return local_client(create_app(scorer, sweep_dir=sweep_dir, max_upload_mb=0.5, tmp_dir=scratch))
 
 
 def wav(tmp_path: Path, name: str = "a.wav", **kwargs) -> bytes:
     from conftest import write_wav
 
     return write_wav(tmp_path / name, **kwargs).read_bytes()
+
+
+def local_client(app) -> TestClient:
+    """A client that talks to the app as a browser on this machine does (Host: 127.0.0.1)."""
+    return TestClient(app, base_url="http://127.0.0.1")
 
 
 def post(client: TestClient, data: bytes, name: str = "clip.wav"):
@@ -244,7 +250,7 @@ def test_upload_limit_stops_reading_early() -> None:
 
 def test_keep_uploads(scorer, tmp_path) -> None:
     keep = tmp_path / "kept"
-    client = TestClient(create_app(scorer, keep_uploads=keep))
+    client = local_client(create_app(scorer, keep_uploads=keep))
     assert post(client, wav(tmp_path, seconds=1.0), "../../evil name.wav").status_code == 200
     kept = list(keep.iterdir())
     assert len(kept) == 1 and kept[0].name.endswith("evil_name.wav")
@@ -289,7 +295,7 @@ def test_sweep_of_a_failed_run_shows_what_exists(scorer, tmp_path) -> None:
     root = tmp_path / "failed"
     root.mkdir()
     (root / "sweep.json").write_text('{"name": "broken", "metric": "val/uar", "mode": "max"}')
-    client = TestClient(create_app(scorer, sweep_dir=root))
+    client = local_client(create_app(scorer, sweep_dir=root))
     body = client.get("/api/sweep").json()
     assert body["rows"] == [] and "leaderboard.csv" in body["missing"] and body["best_index"] is None
     page = client.get("/sweep")
@@ -297,7 +303,7 @@ def test_sweep_of_a_failed_run_shows_what_exists(scorer, tmp_path) -> None:
 
 
 def test_no_sweep_dir(scorer) -> None:
-    client = TestClient(create_app(scorer))
+    client = local_client(create_app(scorer))
     assert client.get("/api/sweep").status_code == 404
     assert "--sweep" in client.get("/api/sweep").json()["error"]
     assert client.get("/sweep").status_code == 404
@@ -346,3 +352,67 @@ def test_resolve_sweep_file(sweep_dir) -> None:
 )
 def test_metric_column_spellings(columns, expected) -> None:
     assert metric_column(columns, "val/uar") == expected
+
+
+def test_trial_ids_stay_strings(tmp_path: Path) -> None:
+    root = tmp_path / "ids"
+    root.mkdir()
+    (root / "leaderboard.csv").write_text(
+        "rank,trial_id,val/uar (best),depth\n1,48706_00001,0.5,3\n2,00012,0.4,2\n"
+    )
+    rows = read_sweep(root).rows
+    assert [r["trial_id"] for r in rows] == ["48706_00001", "00012"]
+    assert rows[0]["depth"] == 3 and rows[0]["val/uar (best)"] == 0.5
+
+
+def test_only_loopback_host_names_are_answered(scorer) -> None:
+    app = create_app(scorer)
+    assert local_client(app).get("/healthz").status_code == 200
+    assert TestClient(app, base_url="http://localhost").get("/healthz").status_code == 200
+    rebound = TestClient(app, base_url="http://attacker.example")  # DNS rebinding: a foreign Host header
+    assert rebound.get("/healthz").status_code == 400
+    from ser.cli.serve import allowed_hosts
+
+    assert "box.lan" in allowed_hosts("box.lan", []) and allowed_hosts("0.0.0.0", []) == ["*"]
+
+
+def test_absurd_sample_rates_and_over_long_audio_are_refused_from_the_header(client, tmp_path) -> None:
+    import io
+    import time
+
+    buffer = io.BytesIO()
+    sf.write(
+        buffer,
+        (0.1 * np.random.default_rng(0).standard_normal(200_000)).astype(np.float32),
+        100,
+        format="WAV",
+    )
+    started = time.monotonic()
+    response = post(client, buffer.getvalue(), "slow.wav")
+    assert response.status_code == 422 and "implausible sample rate 100 Hz" in response.json()["error"]
+    assert time.monotonic() - started < 10  # refused before decoding or resampling anything
+    long = io.BytesIO()
+    sf.write(long, np.zeros(8000 * 700, dtype=np.int16), 8000, format="WAV", subtype="PCM_16")
+    too_long = local_client(create_app(client.app.state.ser.scorer, max_upload_mb=20)).post(
+        "/api/predict", files={"file": ("long.wav", long.getvalue(), "audio/wav")}
+    )
+    assert too_long.status_code == 422 and "too long" in too_long.json()["error"]
+    assert_still_serving(client)
+
+
+def test_serve_binds_before_printing_and_a_busy_port_is_one_line(capsys) -> None:
+    import socket
+
+    from ser.cli.errors import UserError
+    from ser.cli.serve import bind
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    with pytest.raises(UserError, match=f"cannot listen on 127.0.0.1:{port}"):
+        bind("127.0.0.1", port)
+    taken.close()
+    sock = bind("127.0.0.1", 0)
+    assert sock.getsockname()[1] > 0
+    sock.close()

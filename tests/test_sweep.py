@@ -16,7 +16,7 @@ import yaml
 
 from ser.config import ConfigError, load_config
 from ser.sweep.spec import GRID_POINT, apply_params, grid_points, load_sweep, to_tune_space
-from ser.wandb_files import find_runs, read_run
+from tests.helpers.wandb_files import find_runs, read_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_FIXED = {
@@ -41,8 +41,9 @@ def write_sweep(path: Path, **sections) -> Path:
 
 
 # ----------------------------------------------------------------------------------------- spec
-def test_typos_and_bad_spaces_name_the_key(tmp_path: Path) -> None:
-    cases = [
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
         ({"space": {"model.dpth": {"choice": [1, 2]}}}, "model.dpth"),
         ({"space": {"model.depth": {"choise": [1, 2]}}}, "choise"),
         ({"space": {"model.depth": {"choice": ["deep"]}}}, "model.depth"),
@@ -50,10 +51,60 @@ def test_typos_and_bad_spaces_name_the_key(tmp_path: Path) -> None:
         ({"sheduler": {"name": "asha"}}, "sheduler"),
         ({"fixed": {"trainer.max_epoch": 3}}, "trainer.max_epoch"),
         ({"scheduler": {"name": "hyperband"}}, "scheduler.name"),
-    ]
-    for i, (section, key) in enumerate(cases):
-        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-            load_sweep(write_sweep(tmp_path / f"s{i}.yaml", **section))
+        # values the schema's types accept but `ser fit` would refuse: refused at load, not in a trial
+        ({"space": {"model.depth": {"choice": [1, 0]}}}, "model.depth"),
+        ({"space": {"optim.lr": {"choice": [0.001, -1]}}}, "optim.lr"),
+        ({"space": {"model.dropout": {"choice": ["none", "bogus"]}}}, "model.dropout"),
+        ({"space": {"optim.ema_decay": {"uniform": [0.5, 1.5]}}}, "optim.ema_decay"),
+        ({"fixed": {"data.batch_size": 0}}, "data.batch_size"),
+        ({"num_samples": 0}, "num_samples"),
+        ({"scheduler": {"name": "asha", "max_t": 0}}, "scheduler.max_t"),
+        ({"scheduler": {"name": "asha", "max_t": 4, "grace_period": 5}}, "scheduler.grace_period"),
+        ({"resources": {"cpu": 0}}, "resources.cpu"),
+        ({"metric": "val/uarr"}, "metric"),
+        ({"metric": "val/loss", "mode": "max"}, "mode"),
+    ],
+)
+def test_typos_bad_spaces_and_impossible_values_name_the_key(tmp_path: Path, section: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_sweep(write_sweep(tmp_path / "s.yaml", **{"space": {"optim.lr": {"choice": [0.01]}}, **section}))
+
+
+def test_the_sweep_metric_is_every_trials_selection_metric(tmp_path: Path) -> None:
+    plan = load_sweep(
+        write_sweep(
+            tmp_path / "m.yaml", metric="val/loss", mode="min", space={"optim.lr": {"choice": [0.01]}}
+        )
+    )
+    assert plan.base.trainer.monitor == "val/loss"
+
+
+def test_asha_rungs_lie_before_the_last_epoch_and_the_last_epoch_is_never_stopped() -> None:
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+    from ray.tune.schedulers import TrialScheduler
+
+    from ser.config import SweepConfig
+    from ser.sweep.schedulers import asha_milestones, build_scheduler, scheduler_milestones
+
+    sweep = OmegaConf.merge(
+        OmegaConf.structured(SweepConfig),
+        {"scheduler": {"name": "asha", "max_t": 8, "grace_period": 2, "reduction_factor": 2}},
+    )
+    scheduler = build_scheduler(sweep)
+    assert scheduler_milestones(scheduler) == asha_milestones(2, 2, 8) == [2, 4]  # Ray's own rule has 8 too
+    scheduler.set_search_properties("val/uar", "max")
+    trials = [SimpleNamespace(trial_id=f"t{i}") for i in range(3)]
+    for trial in trials:
+        scheduler.on_trial_add(None, trial)
+    for epoch in range(1, 9):
+        for i, trial in enumerate(trials):
+            result = {"training_iteration": epoch, "val/uar": 0.1 * (i + 1)}
+            action = scheduler.on_trial_result(None, trial, result)
+            if epoch == 8:  # the last epoch: the trial ends by itself and scores its test split
+                assert action == TrialScheduler.CONTINUE
+    assert asha_milestones(4, 2, 30) == [4, 8, 16] and asha_milestones(10, 2, 30) == [10, 20]
 
 
 def test_conditional_space_applies_only_the_chosen_family(tmp_path: Path) -> None:
@@ -118,7 +169,7 @@ def test_shipped_sweep_files_load() -> None:
 
 
 def test_missing_corpus_root_is_a_clear_error(tiny_env, capsys: pytest.CaptureFixture) -> None:
-    from ser.sweep.__main__ import main
+    from ser.cli.sweep import main
 
     assert main([str(ROOT / "sweeps" / "cnn_depth.yaml")]) == 2
     err = capsys.readouterr().err
@@ -135,8 +186,9 @@ def ray_session():
         ray.shutdown()
 
 
+@pytest.mark.slow
 def test_smoke_sweep_asha_stops_and_failures_are_recorded(tiny_env, ray_session, tmp_path: Path) -> None:
-    from ser.sweep.run import run_sweep
+    from ser.sweep.run import report_sweep, run_sweep
 
     space = {"optim.lr": {"grid": [0.01, 0.0, 1.0e30]}}
     # ASHA lets the first trial at a rung go on: pick the seed whose shuffled grid launches lr=0.01 first
@@ -156,15 +208,21 @@ def test_smoke_sweep_asha_stops_and_failures_are_recorded(tiny_env, ray_session,
     )
     plan = load_sweep(sweep_file)
     result = run_sweep(plan)
+    assert not result["interrupted"]
     out = Path(result["dir"])
     board = (out / "leaderboard.csv").read_text()
     with (out / "leaderboard.csv").open() as handle:
         rows = {float(r["optim.lr"]): r for r in csv.DictReader(handle)}
     good, frozen, diverged = rows[0.01], rows[0.0], rows[1.0e30]
-    assert good["status"] == "completed" and int(good["epochs"]) == 3 and good["test/uar"]
-    assert frozen["status"] == "stopped" and frozen["stopped_early"] == "yes" and int(frozen["epochs"]) == 2
+    assert good["status"] == "completed" and int(good["epochs"]) == 3
+    assert frozen["status"] == "stopped" and int(frozen["epochs"]) == 2
     assert diverged["status"] == "error" and "loss became" in diverged["error"]
     assert good["rank"] == "1"
+    # ranked by the selection metric only: no trial's test score on the leaderboard by default
+    assert not any("test" in column for column in rows[0.01])
+    # a completed trial always has its test score, in the ser fit schema
+    trial_metrics = json.loads((Path(result["rows"][0]["path"]) / "metrics.json").read_text())
+    assert trial_metrics["status"] == "completed" and trial_metrics["summary"]["test/uar"]["n"] == 1
     # the best config runs with `ser fit --config`, and the best checkpoint is there
     best = load_config([out / "best_config.yaml"])
     assert best.optim.lr == pytest.approx(0.01) and best.trainer.max_epochs == 3
@@ -172,94 +230,164 @@ def test_smoke_sweep_asha_stops_and_failures_are_recorded(tiny_env, ray_session,
     for plot in ("parallel_coordinates.png", "asha_rungs.png", "metric_vs_optim.lr.png", "best/curves.png"):
         assert (out / plot).stat().st_size > 0, plot
     info = json.loads((out / "sweep.json").read_text())
-    assert info["trials"] == 3 and info["epochs_total"] == 3 + 2 + int(diverged["epochs"])
-    # one offline W&B run per trial, with the per-epoch history on disk (stopped and failed ones too)
-    runs = [read_run(p) for p in find_runs(out)]
-    by_lr = {r["config"]["optim.lr"]: r for r in runs}
-    assert len(runs) == 3
-    assert [round(h["training_iteration"]) for h in by_lr[0.01]["history"]] == [1, 2, 3]
-    assert len(by_lr[0.0]["history"]) == 2 and "val/uar" in by_lr[0.0]["history"][-1]
-    assert by_lr[1.0e30]["summary"]["trial_state"] == "failed"
-    # `--report` rebuilds the same leaderboard from what is on disk
-    from ser.sweep.run import report_sweep
-
+    assert info["trials"] == 3 and info["epochs_total"] == 3 + 2 and info["rungs"] == [2]
+    # one offline W&B run per trial, logged live, with the trial's OWN resolved config (nested)
+    runs = {read_run(p)["config"].get("optim", {}).get("lr"): read_run(p) for p in find_runs(out)}
+    trial_runs = {lr: r for lr, r in runs.items() if lr is not None}
+    assert set(trial_runs) == {0.01, 0.0, 1.0e30}
+    assert all(r["config"]["model"]["depth"] == 2 for r in trial_runs.values())
+    assert [round(h["training_iteration"]) for h in trial_runs[0.01]["history"] if "val/uar" in h] == [
+        1,
+        2,
+        3,
+    ]
+    assert any("train/loss" in h for h in trial_runs[0.01]["history"])
+    assert (
+        trial_runs[0.01]["summary"]["trial_state"] == "completed"
+        and "test/uar" in trial_runs[0.01]["summary"]
+    )
+    assert trial_runs[0.0]["summary"]["trial_state"] == "stopped"
+    assert trial_runs[1.0e30]["summary"]["trial_state"] == "failed"
+    summary = [r for lr, r in runs.items() if lr is None]
+    assert len(summary) == 1 and any(k.startswith("leaderboard") for k in summary[0]["summary"])
+    # `--report` rebuilds the same leaderboard from what is on disk; --show-test adds the marked column
     (out / "leaderboard.csv").unlink()
     report_sweep(plan)
     assert (out / "leaderboard.csv").read_text() == board
+    report_sweep(plan, show_test=True)
+    header = (out / "leaderboard.csv").read_text().splitlines()[0]
+    assert "test/uar (not for choosing)" in header
 
 
+@pytest.mark.slow
 def test_cross_validation_per_trial_reports_the_fold_mean(tiny_env, ray_session, tmp_path: Path) -> None:
     from ser.sweep.run import run_sweep
 
     sweep_file = write_sweep(
         tmp_path / "cv.yaml",
         name="cv",
-        space={"model.kernel_size": {"choice": [3]}},
+        space={"model.name": {"choice": {"emotion_detector": {}, "svm": {}}}},
         scheduler={"name": "fifo", "max_t": 2},
         cv={"folds": 2},
+        num_samples=4,
         storage_path=str(tmp_path / "out"),
     )
     result = run_sweep(load_sweep(sweep_file))
-    row = result["rows"][0]
+    by_family = {row["model.name"]: row for row in result["rows"]}
+    row = by_family["emotion_detector"]
     assert row["status"] == "completed" and row["epochs"] == 2
     last = row["history"][-1]
     assert last["val/uar"] == pytest.approx((last["fold0/val/uar"] + last["fold1/val/uar"]) / 2)
     assert "val/uar_sd" in last
-    trial_dir = Path(row["path"])
-    outcome = json.loads((trial_dir / "trial_result.json").read_text())
+    outcome = json.loads((Path(row["path"]) / "metrics.json").read_text())
     assert [f["fold"] for f in outcome["folds"]] == [0, 1]
-    # one W&B run per fold (grouped by the sweep) plus the trial's own run, each with its history
-    runs = [read_run(p) for p in find_runs(trial_dir)]
-    states = sorted(str(r["summary"].get("trial_state")) for r in runs)
-    assert states == ["None", "None", "finished"]
-    assert all(any("val/uar" in h for h in r["history"]) for r in runs)
-
-
-def _sweep_process(sweep_file: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "ser.sweep", str(sweep_file), "--no-wandb", *extra],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
+    # the SVM reports its validation UA to Tune like any trial, so a family sweep can rank it
+    svm = by_family["svm"]
+    assert svm["status"] == "completed" and svm["epochs"] == 1 and svm["best"] is not None
+    # one W&B run per trial (not per fold)
+    assert len([p for p in find_runs(Path(row["path"]))]) == 1
 
 
 @pytest.mark.slow
-def test_resume_after_kill_runs_only_the_remaining_trials(tiny_env, tmp_path: Path) -> None:
+def test_resources_no_node_has_fail_at_once(tiny_env, ray_session, tmp_path: Path) -> None:
+    from ser.sweep.run import run_sweep
+
     sweep_file = write_sweep(
-        tmp_path / "resume.yaml",
-        name="resume",
-        space={"model.kernel_size": {"grid": [3, 5, 7, 9]}},
-        scheduler={"name": "fifo", "max_t": 2},
-        max_concurrent_trials=1,
+        tmp_path / "big.yaml",
+        name="big",
+        space={"optim.lr": {"choice": [0.01]}},
+        resources={"cpu": 4096},
         storage_path=str(tmp_path / "out"),
     )
-    exp = tmp_path / "out" / "resume"
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="resources.*4096 CPU"):
+        run_sweep(load_sweep(sweep_file))
+    assert time.monotonic() - started < 120
+
+
+def _sweep_process(sweep_file: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_worker_niceness": "0"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ser.sweep", str(sweep_file), "--no-wandb", *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+        text=True,
+    )
+
+
+def _curves(exp: Path) -> dict[str, list[float]]:
+    """Per trial (by its kernel size): every fold's per-epoch val/uar, val/loss and train/loss, flat."""
+    curves = {}
+    for metrics_file in exp.glob("run_trial_*/metrics.json"):
+        metrics = json.loads(metrics_file.read_text())
+        config = load_config([metrics_file.parent / "config.yaml"])
+        curves[str(config.model.kernel_size)] = [
+            h[key]
+            for fold in metrics["folds"]
+            for h in fold["history"]
+            for key in ("val/uar", "val/loss", "train/loss")
+        ]
+    return curves
+
+
+def _wait_for_epochs(exp: Path, epochs: int, trials: int = 1, timeout: float = 300) -> None:
+    """Until `trials` trials have reported at least `epochs` epochs (their progress.csv rows)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        reported = [len(p.read_text().strip().splitlines()) - 1 for p in exp.glob("run_trial_*/progress.csv")]
+        if sum(n >= epochs for n in reported) >= trials:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{trials} trial(s) did not reach {epochs} epochs in {timeout} s")
+
+
+@pytest.mark.slow
+def test_resume_continues_trials_where_they_stopped(tiny_env, ray_session, tmp_path: Path) -> None:
+    """Interrupted mid-trial, by Ctrl-C (exit 130, says how to resume) and then by kill -9 of the whole
+    process group, `--resume` continues each unfinished trial from its last epoch (weights, optimizer,
+    weight average, random generators): every trial's per-epoch curve equals the uninterrupted run's."""
+    sections = dict(
+        space={"model.kernel_size": {"grid": [3, 5]}},
+        fixed={"model.dropout": "both", "data.augment.specaugment_p": 0.5, "optim.ema_decay": 0.5},
+        scheduler={"name": "fifo", "max_t": 3},
+        cv={"folds": 2},
+        max_concurrent_trials=1,
+        wandb={"enabled": False},
+        storage_path=str(tmp_path / "out"),
+    )
+    from ser.sweep.run import run_sweep
+
+    run_sweep(load_sweep(write_sweep(tmp_path / "ref.yaml", name="ref", **sections)))  # uninterrupted
+    sweep_file = write_sweep(tmp_path / "cut.yaml", name="cut", **sections)
+    exp = tmp_path / "out" / "cut"
     proc = _sweep_process(sweep_file)
-    deadline = time.time() + 240
-    while time.time() < deadline and len(list(exp.glob("run_trial_*/trial_result.json"))) < 1:
-        time.sleep(0.5)
-    time.sleep(3)  # let Tune save its experiment state after the first trial
+    _wait_for_epochs(exp, 1)  # the first trial is under way
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=300) == 130
+    assert "--resume" in proc.stderr.read()
+    statuses = [json.loads(p.read_text())["status"] for p in exp.glob("run_trial_*/metrics.json")]
+    assert "completed" not in statuses
+    proc = _sweep_process(sweep_file, "--resume")
+    _wait_for_epochs(exp, 1, trials=2)  # the second trial has started
     os.killpg(proc.pid, signal.SIGKILL)  # the harshest interruption: no chance to clean up
     proc.wait()
-    finished_before = {p.parent.name: p.read_text() for p in exp.glob("run_trial_*/trial_result.json")}
-    assert 1 <= len(finished_before) < 4
     resumed = _sweep_process(sweep_file, "--resume")
-    assert resumed.wait(timeout=400) == 0
-    trial_dirs = sorted(exp.glob("run_trial_*"))
-    assert len(trial_dirs) == 4  # no trial was lost or run twice under a new name
-    for name, text in finished_before.items():
-        assert (exp / name / "trial_result.json").read_text() == text  # finished trials were not rerun
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    assert len(list(exp.glob("run_trial_*"))) == 2  # no trial lost or run twice under a new name
+    expected = _curves(tmp_path / "out" / "ref")
+    got = _curves(exp)
+    assert sorted(got) == sorted(expected) == ["3", "5"]
+    for kernel, curve in expected.items():
+        assert len(got[kernel]) == len(curve) == 2 * 3 * 3  # 2 folds x 3 epochs x 3 metrics, none lost
+        assert got[kernel] == pytest.approx(curve, rel=1e-5), kernel
     with (exp / "leaderboard.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    assert sorted(int(r["model.kernel_size"]) for r in rows) == [3, 5, 7, 9]
-    assert all(r["status"] == "completed" for r in rows)
+        assert all(r["status"] == "completed" for r in csv.DictReader(handle))
 
 
 def test_trials_share_prepared_data_only_when_its_settings_match(tiny_cfg_factory) -> None:
-    from ser.sweep.trainable import _prepared_for, prepared_key
+    from ser.sweep.trials import prepared_for, prepared_key
 
     base = tiny_cfg_factory()
     per_batch = {"data.features.deltas": 2, "data.batch_size": 8, "model.depth": 1, "optim.lr": 0.1}
@@ -274,6 +402,6 @@ def test_trials_share_prepared_data_only_when_its_settings_match(tiny_cfg_factor
     keys = {prepared_key(apply_params(base, change)) for change in changes}
     assert len(keys) == len(changes) and prepared_key(base) not in keys
     shared = {prepared_key(base): "the base config's prepared data"}
-    assert _prepared_for(apply_params(base, per_batch), shared) == "the base config's prepared data"
-    own = _prepared_for(apply_params(base, {"data.features.n_mels": 24}), shared)
+    assert prepared_for(apply_params(base, per_batch), shared) == "the base config's prepared data"
+    own = prepared_for(apply_params(base, {"data.features.n_mels": 24}), shared)
     assert own.x.shape[-2] == 24  # prepared with the trial's own setting, not the shared array

@@ -40,6 +40,7 @@ def ray_session():
         ray.shutdown()
 
 
+@pytest.mark.slow
 def test_two_worker_ddp_trial_reports_every_epoch(tiny_env, ray_session, tmp_path: Path) -> None:
     from ser.sweep.run import run_sweep
 
@@ -56,9 +57,12 @@ def test_two_worker_ddp_trial_reports_every_epoch(tiny_env, ray_session, tmp_pat
     assert row["status"] == "completed" and row["epochs"] == 2, row["error"]
     assert 0.0 <= row["last"] <= 1.0 and row["optim.lr"] == pytest.approx(0.01)
     assert [h["ddp/world_size"] for h in row["history"]] == [2, 2]
-    outcome = json.loads((Path(row["path"]) / "trial_result.json").read_text())
+    outcome = json.loads((Path(row["path"]) / "metrics.json").read_text())
     assert outcome["status"] == "completed" and outcome["folds"][0]["world_size"] == 2
     fold = outcome["folds"][0]
+    # the same fold trainer as `ser fit`: parameters, history and CSV logs are there too
+    assert fold["parameters"] > 0 and len(fold["history"]) == 2 and fold["selection"]["best"] is not None
+    assert (Path(row["path"]) / "fold_0" / "logs" / "metrics.csv").is_file()
     # torchmetrics synced across workers: the confusion matrix counts the whole test split
     assert sum(map(sum, fold["test"]["confusion"])) >= fold["sizes"]["test"]
     out = Path(result["dir"])

@@ -11,21 +11,25 @@ import soundfile as sf
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from ser.checkpoint import CheckpointError, read_checkpoint
 from ser.cli import main
 from ser.config import load_config
-from ser.evaluate import evaluate_checkpoint
-from ser.predict import predict_paths, window_starts
-from ser.train import CKPT_KEY, fit_folds
+from ser.inference.checkpoint import CheckpointError, read_checkpoint
+from ser.inference.predict import predict_paths
+from ser.inference.scorer import window_starts
+from ser.models.pipeline import CKPT_KEY
+from ser.training.evaluate import evaluate_checkpoint
+from ser.training.fit import fit_folds
 
 
-def test_run_directory_holds_everything(tiny_run: dict) -> None:
-    run_dir = Path(tiny_run["run_dir"])
+def test_run_directory_holds_everything(tiny_run) -> None:
+    run_dir = tiny_run.run_dir
     for name in ("config.yaml", "metrics.json", "confusion_matrix.png", "curves.png"):
         assert (run_dir / name).stat().st_size > 0, name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     fold = metrics["folds"][0]
     assert set(fold["test"]) >= {"wa", "uar", "f1", "per_class_recall", "confusion"}
+    assert metrics["schema_version"] == 2 and metrics["status"] == "completed"
+    assert fold["selection"]["metric"] == "val/uar" and fold["selection"]["best"] is not None
     assert fold["epochs"] == 2 and fold["parameters"] > 0 and fold["wall_seconds"] > 0
     assert Path(fold["checkpoint"]).is_file()
     assert set(metrics["summary"]) >= {"test/wa", "test/uar", "test/f1"}
@@ -39,31 +43,34 @@ def test_run_directory_holds_everything(tiny_run: dict) -> None:
     assert again.model.depth == 2 and again.data.synthetic.speakers == 4
 
 
-def test_same_seed_same_metrics(tiny_cfg_factory, tiny_run: dict) -> None:
+def test_same_seed_same_metrics(tiny_cfg_factory, tiny_run) -> None:
     again = fit_folds(tiny_cfg_factory("trainer.run_name=tiny-again"))
-    first, second = tiny_run["folds"][0], again["folds"][0]
-    assert first["test"]["confusion"] == second["test"]["confusion"]
-    assert first["history"][-1]["val/loss"] == pytest.approx(second["history"][-1]["val/loss"], rel=1e-6)
+    first, second = tiny_run.folds[0], again.folds[0]
+    assert first.test["confusion"] == second.test["confusion"]
+    assert first.history[-1]["val/loss"] == pytest.approx(second.history[-1]["val/loss"], rel=1e-6)
 
 
-def test_evaluate_reproduces_fit_test_metrics(tiny_run: dict, tmp_path: Path) -> None:
-    fold = tiny_run["folds"][0]
-    result = evaluate_checkpoint(fold["checkpoint"], out_dir=tmp_path / "eval")
+def test_evaluate_reproduces_fit_test_metrics(tiny_run, tmp_path: Path) -> None:
+    fold = tiny_run.folds[0]
+    result = evaluate_checkpoint(fold.checkpoint, out_dir=tmp_path / "eval")
     evaluated = result["metrics"]["folds"][0]["test"]
-    assert evaluated["confusion"] == fold["test"]["confusion"]
-    assert evaluated["uar"] == pytest.approx(fold["test"]["uar"])
+    assert evaluated["confusion"] == fold.test["confusion"]
+    assert evaluated["uar"] == pytest.approx(fold.test["uar"])
+    # the same metrics.json schema as the fit run
+    fit_metrics = json.loads((tiny_run.run_dir / "metrics.json").read_text())
+    assert set(fit_metrics["folds"][0]) == set(result["metrics"]["folds"][0])
     assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 0
 
 
-def test_evaluate_warns_when_test_speakers_were_trained_on(tiny_run: dict, tmp_path: Path) -> None:
-    ckpt = tiny_run["folds"][0]["checkpoint"]
+def test_evaluate_warns_when_test_speakers_were_trained_on(tiny_run, tmp_path: Path) -> None:
+    ckpt = tiny_run.folds[0].checkpoint
     with pytest.warns(UserWarning, match="not speaker-independent"):
         evaluate_checkpoint(ckpt, overrides=["data.fold=1"], out_dir=tmp_path / "leak")
 
 
-def test_predict_files_windows_and_errors(tiny_run: dict, tmp_path: Path) -> None:
-    ckpt = tiny_run["folds"][0]["checkpoint"]
-    labels = tiny_run["metrics"]["labels"]
+def test_predict_files_windows_and_errors(tiny_run, tmp_path: Path) -> None:
+    ckpt = tiny_run.folds[0].checkpoint
+    labels = tiny_run.metrics["labels"]
     rng = np.random.default_rng(0)
     short = tmp_path / "short.wav"
     sf.write(short, (0.1 * rng.standard_normal(8000)).astype(np.float32), 16000)
@@ -78,8 +85,8 @@ def test_predict_files_windows_and_errors(tiny_run: dict, tmp_path: Path) -> Non
     assert "broken.wav" in results and "error" in results["broken.wav"]
 
 
-def test_predict_cli_json_lines(tiny_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    ckpt = tiny_run["folds"][0]["checkpoint"]
+def test_predict_cli_json_lines(tiny_run, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ckpt = tiny_run.folds[0].checkpoint
     folder = tmp_path / "clips"
     folder.mkdir()
     for i in range(2):
@@ -93,7 +100,7 @@ def test_predict_cli_json_lines(tiny_run: dict, tmp_path: Path, capsys: pytest.C
     assert [Path(x["path"]).name for x in lines] == ["c0.wav", "c1.wav"]
 
 
-def test_checkpoint_errors(tmp_path: Path, tiny_run: dict) -> None:
+def test_checkpoint_errors(tmp_path: Path, tiny_run) -> None:
     with pytest.raises(CheckpointError, match="not found"):
         read_checkpoint(tmp_path / "missing.ckpt")
     garbage = tmp_path / "garbage.ckpt"
@@ -107,8 +114,8 @@ def test_checkpoint_errors(tmp_path: Path, tiny_run: dict) -> None:
     with pytest.raises(CheckpointError, match="not a ser checkpoint"):
         read_checkpoint(foreign)
     # weights of one model family do not load into another
-    ckpt = read_checkpoint(tiny_run["folds"][0]["checkpoint"])
-    from ser.checkpoint import restore_classifier
+    ckpt = read_checkpoint(tiny_run.folds[0].checkpoint)
+    from ser.inference.checkpoint import restore_classifier
 
     other = ckpt.cfg.copy()
     other.model.name = "cnn_lstm"
@@ -118,7 +125,7 @@ def test_checkpoint_errors(tmp_path: Path, tiny_run: dict) -> None:
 
 def test_cross_validation_over_all_folds(tiny_cfg_factory) -> None:
     result = fit_folds(tiny_cfg_factory("data.fold=all", "trainer.max_epochs=1", "trainer.run_name=cv"))
-    metrics = result["metrics"]
+    metrics = result.metrics
     assert [f["fold"] for f in metrics["folds"]] == [0, 1, 2, 3]
     tested = [s for f in metrics["folds"] for s in f["speakers"]["test"]]
     assert sorted(tested) == sorted(set(tested)) and len(tested) == 4  # every speaker tested exactly once
@@ -127,8 +134,9 @@ def test_cross_validation_over_all_folds(tiny_cfg_factory) -> None:
 
 def test_svm_baseline_reports_same_metrics(tiny_cfg_factory) -> None:
     result = fit_folds(tiny_cfg_factory("model.name=svm", "trainer.run_name=svm"))
-    fold = result["metrics"]["folds"][0]
-    assert result["metrics"]["feature"] == "handcrafted"
+    fold = result.metrics["folds"][0]
+    assert result.metrics["feature"] == "handcrafted"
+    assert fold["selection"]["best"] == fold["history"][0]["val/uar"]  # reported like any fold's epoch
     assert 0.0 <= fold["test"]["uar"] <= 1.0 and np.sum(fold["test"]["confusion"]) == fold["sizes"]["test"]
 
 
@@ -163,42 +171,42 @@ def test_delta_channels_and_mixup_train_and_reload_from_the_checkpoint(tiny_cfg_
             "data.augment.mixup_alpha=0.4",
         )
     )
-    fold = result["folds"][0]
-    ckpt = torch.load(fold["checkpoint"], weights_only=True)
+    fold = result.folds[0]
+    ckpt = torch.load(fold.checkpoint, weights_only=True)
     assert ckpt[CKPT_KEY]["feature_shape"][0] == 3  # log-mel, delta, delta-delta; the cache holds one
     assert ckpt["state_dict"]["net.features.blocks.0.0.weight"].shape[1] == 3
-    evaluated = evaluate_checkpoint(fold["checkpoint"], out_dir=tmp_path / "eval")["metrics"]["folds"][0]
-    assert evaluated["test"]["confusion"] == fold["test"]["confusion"]  # reloaded with the same front end
+    evaluated = evaluate_checkpoint(fold.checkpoint, out_dir=tmp_path / "eval")["metrics"]["folds"][0]
+    assert evaluated["test"]["confusion"] == fold.test["confusion"]  # reloaded with the same front end
 
 
-def test_history_matches_the_csv_log_epoch_by_epoch(tiny_run: dict) -> None:
+def test_history_matches_the_csv_log_epoch_by_epoch(tiny_run) -> None:
     import csv
 
-    fold = tiny_run["folds"][0]
-    log = Path(tiny_run["run_dir"]) / "fold_0" / "logs" / "metrics.csv"
+    fold = tiny_run.folds[0]
+    log = tiny_run.run_dir / "fold_0" / "logs" / "metrics.csv"
     with log.open() as handle:
         rows = [r for r in csv.DictReader(handle) if r.get("val/uar")]
     csv_val = {int(r["epoch"]): float(r["val/uar"]) for r in rows}
-    history = {int(h["epoch"]): h for h in fold["history"]}
+    history = {int(h["epoch"]): h for h in fold.history}
     assert sorted(history) == sorted(csv_val) == [0, 1]
     for epoch, value in csv_val.items():
         assert history[epoch]["val/uar"] == pytest.approx(value)
         assert "train/loss" in history[epoch]  # each epoch's own training metrics, filled in after it
-    assert fold["val_uar_best"] == pytest.approx(max(csv_val.values()))
+    assert fold.selection.best == pytest.approx(max(csv_val.values()))
 
 
 def test_speaker_normalised_model_scores_files_with_their_speakers_statistics(
     tiny_cfg_factory, tmp_path: Path
 ) -> None:
     result = fit_folds(tiny_cfg_factory("trainer.run_name=tiny-speaker", "data.features.normalize=speaker"))
-    fold = result["folds"][0]
-    evaluated = evaluate_checkpoint(fold["checkpoint"], out_dir=tmp_path / "eval")["metrics"]["folds"][0]
-    assert evaluated["test"]["confusion"] == fold["test"]["confusion"]  # evaluate standardises like fit
+    fold = result.folds[0]
+    evaluated = evaluate_checkpoint(fold.checkpoint, out_dir=tmp_path / "eval")["metrics"]["folds"][0]
+    assert evaluated["test"]["confusion"] == fold.test["confusion"]  # evaluate standardises like fit
     rng = np.random.default_rng(0)
     quiet, loud = tmp_path / "quiet.wav", tmp_path / "loud.wav"
     sf.write(quiet, (0.01 * rng.standard_normal(16000 * 2)).astype(np.float32), 16000)
     sf.write(loud, np.clip(0.8 * rng.standard_normal(16000 * 2), -1, 1).astype(np.float32), 16000)
-    ckpt = fold["checkpoint"]
+    ckpt = fold.checkpoint
     alone = predict_paths(ckpt, [str(quiet)])[0]["probabilities"]
     together = predict_paths(ckpt, [str(quiet), str(loud)])[0]["probabilities"]
     per_file = predict_paths(ckpt, [str(quiet), str(loud)], speaker_per_file=True)[0]["probabilities"]
@@ -238,9 +246,9 @@ def test_ema_weights_are_validated_saved_and_tested(tiny_cfg_factory, tmp_path: 
     for weights in log.steps[1:]:
         expected = decay * expected + (1 - decay) * weights
     assert not torch.allclose(expected, log.steps[-1])
-    fold = result["folds"][0]
-    saved = torch.load(fold["checkpoint"], weights_only=True)["state_dict"][name]
+    fold = result.folds[0]
+    saved = torch.load(fold.checkpoint, weights_only=True)["state_dict"][name]
     for seen in (log.validated[0], saved, log.tested[0]):
         torch.testing.assert_close(seen, expected)
-    evaluated = evaluate_checkpoint(fold["checkpoint"], out_dir=tmp_path / "eval")["metrics"]["folds"][0]
-    assert evaluated["test"]["confusion"] == fold["test"]["confusion"]
+    evaluated = evaluate_checkpoint(fold.checkpoint, out_dir=tmp_path / "eval")["metrics"]["folds"][0]
+    assert evaluated["test"]["confusion"] == fold.test["confusion"]

@@ -15,6 +15,8 @@ import numpy as np
 import soundfile as sf
 
 SILENCE_PEAK = 1e-4  # below this peak a file carries no usable signal
+SAMPLE_RATES = (1000, 384000)  # a header rate outside this range is damage or a crafted file, not speech
+MAX_SECONDS = 3600.0  # decoded length cap (before any resampling): an hour is no utterance
 RMS_TARGET = 0.1
 NORMALIZE_MODES = ("none", "peak", "rms")
 CROP_MODES = ("center", "start")
@@ -65,12 +67,27 @@ def _truncation(extra_info: str) -> str | None:
     return None
 
 
-def _decode(path: str | Path) -> tuple[np.ndarray, int]:
+def _check_header(path: Path, snd: sf.SoundFile, max_seconds: float | None) -> None:
+    """Refuse absurd sample rates and over-long audio from the header, before decoding or resampling a
+    sample (a 1 MB upload claiming 100 Hz would otherwise resample to gigabytes)."""
+    low, high = SAMPLE_RATES
+    if not low <= snd.samplerate <= high:
+        raise AudioError(
+            path, f"implausible sample rate {snd.samplerate} Hz in the header (expected {low}-{high} Hz)"
+        )
+    limit = MAX_SECONDS if max_seconds is None else max_seconds
+    seconds = snd.frames / snd.samplerate
+    if seconds > limit:
+        raise AudioError(path, f"too long: {seconds:.0f} s of audio (the limit is {limit:g} s)")
+
+
+def _decode(path: str | Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Read all frames as float32 (frames, channels) and validate them; one file read."""
     path = Path(path)
     with _open_checked(path) as snd:
         if snd.frames == 0:
             raise AudioError(path, "zero frames (no audio data)")
+        _check_header(path, snd, max_seconds)
         truncated = _truncation(snd.extra_info)
         if truncated:
             raise AudioError(path, truncated)
@@ -122,11 +139,17 @@ def normalize_wave(wave: np.ndarray, mode: str = "none") -> np.ndarray:
     return (wave * gain).astype(np.float32)
 
 
-def load_audio(path: str | Path, sample_rate: int | None = 16000, normalize: str = "none") -> np.ndarray:
-    """Mono float32 waveform at `sample_rate` (None keeps the file's rate), validated and normalised."""
+def load_audio(
+    path: str | Path,
+    sample_rate: int | None = 16000,
+    normalize: str = "none",
+    max_seconds: float | None = None,
+) -> np.ndarray:
+    """Mono float32 waveform at `sample_rate` (None keeps the file's rate), validated and normalised;
+    AudioError for a file longer than `max_seconds` (default MAX_SECONDS) or with an absurd rate."""
     if normalize not in NORMALIZE_MODES:
         raise ValueError(f"normalize must be one of {list(NORMALIZE_MODES)}, got {normalize!r}")
-    data, rate = _decode(path)
+    data, rate = _decode(path, max_seconds)
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if sample_rate is not None and rate != sample_rate:
         import librosa  # imported lazily: it is slow to import and most reads need no resampling

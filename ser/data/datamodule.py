@@ -13,6 +13,7 @@ import logging
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -33,9 +34,9 @@ WAVE_AUGMENTS = ("noise_p", "shift_p", "speed_p", "pitch_p")
 
 def resolve_feature_kind(cfg: DictConfig) -> str:
     """`data.features.kind`, with `auto` taken from the model family's input."""
-    from ser.models.registry import input_kind
+    from ser.config.schema import MODEL_INPUTS
 
-    wanted = input_kind(cfg.model.name)
+    wanted = MODEL_INPUTS[cfg.model.name]
     kind = cfg.data.features.kind
     if kind == "auto":
         return "handcrafted" if wanted == "vector" else "logmel"
@@ -70,6 +71,7 @@ class PreparedData:
     warnings: list[str] = field(default_factory=list)
     feature_seconds: float = 0.0
     from_cache: bool = False
+    held_out: list[str] = field(default_factory=list)  # test speakers no fold sees (data.holdout)
 
     @property
     def n_classes(self) -> int:
@@ -150,11 +152,14 @@ class TensorBatches:
         shuffle: bool,
         seed: int = 0,
         rows: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> None:
         if rows is not None and len(rows) != len(y):
             raise ValueError(f"{len(rows)} row numbers for {len(y)} labels")
         self.x, self.y, self.batch_size, self.shuffle, self.rows = x, y, batch_size, shuffle, rows
-        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        self.generator = (
+            generator if generator is not None else torch.Generator(device="cpu").manual_seed(seed)
+        )
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.y), self.batch_size)
@@ -195,6 +200,9 @@ class SERDataModule(L.LightningDataModule):
                 raise CorpusError(f"fold {fold_index} has an empty {name} split (speakers: {self.fold})")
         self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # split copies (GPU, DataLoaders)
         self._all_x: torch.Tensor | None = None  # the shared array itself (CPU-resident batches)
+        # the training order's generator, and its saved state when resuming (checkpoints carry it)
+        self._shuffle: torch.Generator | None = None
+        self._shuffle_state: torch.Tensor | None = None
 
     # -------------------------------------------------------------------------------- properties
     @property
@@ -233,7 +241,7 @@ class SERDataModule(L.LightningDataModule):
             return trainer.strategy.root_device
         return torch.device("cpu")
 
-    def _split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def split_tensors(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if name not in self._tensors:
             idx = self._rows(name)
             x = torch.from_numpy(np.asarray(self.prepared.x[idx], dtype=np.float32))
@@ -260,19 +268,33 @@ class SERDataModule(L.LightningDataModule):
         """The split's row numbers in the prepared array, in order."""
         return np.sort({"train": self.train_idx, "val": self.val_idx, "test": self.test_idx}[name])
 
+    def _generator(self, shuffle: bool) -> torch.Generator:
+        generator = torch.Generator(device="cpu").manual_seed(int(self.cfg.trainer.seed) + self.fold_index)
+        if shuffle:
+            if self._shuffle_state is not None:
+                generator.set_state(self._shuffle_state)
+            self._shuffle = generator
+        return generator
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint: where the training order's generator stands."""
+        return {} if self._shuffle is None else {"shuffle": self._shuffle.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._shuffle_state = state_dict.get("shuffle")
+
     def _loader(self, name: str, shuffle: bool):
         batch_size = int(self.cfg.data.batch_size)
-        seed = int(self.cfg.trainer.seed) + self.fold_index
+        generator = self._generator(shuffle)
         if self._resident_fits():
             device = self._device()
             if device.type == "cpu":  # gather batches from the shared array itself: no per-split copy
                 rows = torch.from_numpy(self._rows(name).astype(np.int64))
                 y = torch.from_numpy(self.prepared.y[rows.numpy()])
-                return TensorBatches(self._shared_x(), y, batch_size, shuffle, seed, rows=rows)
-            x, y = self._split(name)
-            return TensorBatches(x.to(device), y.to(device), batch_size, shuffle, seed)
-        x, y = self._split(name)
-        generator = torch.Generator().manual_seed(seed)
+                return TensorBatches(self._shared_x(), y, batch_size, shuffle, generator=generator, rows=rows)
+            x, y = self.split_tensors(name)
+            return TensorBatches(x.to(device), y.to(device), batch_size, shuffle, generator=generator)
+        x, y = self.split_tensors(name)
         return DataLoader(
             TensorDataset(x, y),
             batch_size=batch_size,

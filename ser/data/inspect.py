@@ -79,6 +79,8 @@ def print_report(report: dict[str, Any], console: Any = None) -> None:
         f"[bold]{report['corpus']}[/bold] at {report['root']}: {report['utterances']} utterances, "
         f"{report['speakers']} speakers, {len(report['labels'])} labels, {len(report['skipped'])} skipped"
     )
+    for warning in report["warnings"]:  # first: e.g. folds cannot be speaker-independent, and the fix
+        console.print(f"[yellow]warning:[/yellow] {warning}")
 
     table = Table(title="Labels")
     table.add_column("label")
@@ -118,5 +120,3 @@ def print_report(report: dict[str, Any], console: Any = None) -> None:
         console.print(table)
     else:
         console.print("skipped: none")
-    for warning in report["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {warning}")

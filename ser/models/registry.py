@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 from torch import nn
 
-from ser.config import ModelConfig
+from ser.config import MODEL_INPUTS, ModelConfig
 from ser.models.components.cnn_lstm import CnnLstm
 from ser.models.components.common import ModelConfigError
 from ser.models.components.emotion_detector import EmotionDetector
@@ -35,7 +35,8 @@ INPUT_SHAPES = {"spectrogram": "(channels, n_mels, frames)", "vector": "(dim,)"}
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to build one family and what it needs. `builder` is None for non-torch models."""
+    """How to build one family and what it eats (`input_kind`, from the schema's MODEL_INPUTS, where the
+    family names are listed). `builder` is None for non-torch models (the SVM)."""
 
     builder: Optional[Builder]
     input_kind: str  # spectrogram | vector
@@ -43,15 +44,19 @@ class ModelSpec:
     summary: str = ""
 
 
+_BUILDERS: dict[str, tuple[Optional[Builder], str]] = {
+    "emotion_detector": (EmotionDetector, "Conv2D stack + FC head"),
+    "emotion_detector2": (EmotionDetector2, "Conv2D+BN stack, global pool, 2-layer head"),
+    "sentan": (SentAn, "1-3 conv layers + FC head"),
+    "cnn_lstm": (CnnLstm, "frequency-pooling CNN + LSTM over time"),
+    "feature_mlp": (FeatureMLP, "MLP (optional Conv1D) on handcrafted vector"),
+    "svm": (None, "StandardScaler + SVC (ser.models.svm)"),
+}
+if set(_BUILDERS) != set(MODEL_INPUTS):  # the names are listed once, in the config schema
+    raise ImportError(f"model registry {sorted(_BUILDERS)} does not match the schema's MODEL_INPUTS")
 MODELS: dict[str, ModelSpec] = {
-    "emotion_detector": ModelSpec(EmotionDetector, "spectrogram", summary="Conv2D stack + FC head"),
-    "emotion_detector2": ModelSpec(
-        EmotionDetector2, "spectrogram", summary="Conv2D+BN stack, global pool, 2-layer head"
-    ),
-    "sentan": ModelSpec(SentAn, "spectrogram", summary="1-3 conv layers + FC head"),
-    "cnn_lstm": ModelSpec(CnnLstm, "spectrogram", summary="frequency-pooling CNN + LSTM over time"),
-    "feature_mlp": ModelSpec(FeatureMLP, "vector", summary="MLP (optional Conv1D) on handcrafted vector"),
-    "svm": ModelSpec(None, "vector", is_torch=False, summary="StandardScaler + SVC (ser.models.svm)"),
+    name: ModelSpec(builder, MODEL_INPUTS[name], builder is not None, summary)
+    for name, (builder, summary) in _BUILDERS.items()
 }
 
 

@@ -15,8 +15,6 @@ from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
 from ser.config import OptimConfig
 
-SCHEDULES = ("constant", "tristage", "plateau", "cosine")
-
 
 def tristage_lambda(step: int, total: int, warmup_frac: float, hold_frac: float, final_scale: float) -> float:
     """LR multiplier after `step` optimizer steps out of `total`.
@@ -41,24 +39,6 @@ def cosine_lambda(step: int, total: int, final_scale: float) -> float:
     return final_scale + (1.0 - final_scale) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def validate_schedule(cfg: OptimConfig) -> None:
-    """Reject schedule settings that would give a negative or undefined learning rate."""
-    if cfg.schedule not in SCHEDULES:
-        raise ValueError(f"optim.schedule={cfg.schedule!r} is not one of {list(SCHEDULES)}")
-    if not (0.0 <= cfg.warmup_frac and 0.0 <= cfg.hold_frac and cfg.warmup_frac + cfg.hold_frac <= 1.0):
-        raise ValueError(
-            f"optim.warmup_frac={cfg.warmup_frac} and optim.hold_frac={cfg.hold_frac} must be >= 0 "
-            "and sum to at most 1"
-        )
-    if not 0.0 <= cfg.final_lr_scale <= 1.0:
-        raise ValueError(f"optim.final_lr_scale={cfg.final_lr_scale} must be in [0, 1]")
-    if cfg.plateau_patience < 0 or not 0.0 < cfg.plateau_factor < 1.0:
-        raise ValueError(
-            f"optim.plateau_patience={cfg.plateau_patience} must be >= 0 and "
-            f"optim.plateau_factor={cfg.plateau_factor} in (0, 1)"
-        )
-
-
 def build_scheduler(
     optimizer: Optimizer, cfg: OptimConfig, total_steps: float | None, monitor: str = "val/loss"
 ) -> dict[str, Any] | None:
@@ -66,7 +46,6 @@ def build_scheduler(
 
     `total_steps` (Trainer.estimated_stepping_batches) is needed by the per-step schedules only.
     """
-    validate_schedule(cfg)
     if cfg.schedule == "constant":
         return None
     if cfg.schedule == "plateau":

@@ -20,11 +20,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from ser.config import ModelConfig
+from ser.config import CHOICES, ModelConfig
 from ser.models.components.common import check_choice, fail
 
-SVM_KERNELS = ("linear", "rbf", "poly", "sigmoid")
-CLASS_WEIGHTS = ("none", "balanced")
+SVM_KERNELS = CHOICES["model.svm_kernel"]
+CLASS_WEIGHTS = CHOICES["model.svm_class_weight"]
 
 
 def check_svm_config(cfg: ModelConfig) -> None:

@@ -12,8 +12,6 @@ import re
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,10 +24,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ser.data.audio import AudioError, audio_info, load_audio
-from ser.predict import Scorer, score_wave
+from ser.inference.scorer import Scorer, score_wave
 from ser.serve.sweep import read_sweep, resolve_sweep_file
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -88,6 +87,7 @@ class ServeState:
     keep_uploads: Path | None
     tmp_dir: Path | None
     lock: threading.Lock
+    max_seconds: float = 600.0
 
     def model_info(self) -> dict[str, Any]:
         s = self.scorer
@@ -113,7 +113,12 @@ class ServeState:
             path.write_bytes(data)
             try:
                 info = audio_info(path)
-                wave = load_audio(path, self.scorer.sample_rate, normalize=self.scorer.audio_normalize)
+                wave = load_audio(
+                    path,
+                    self.scorer.sample_rate,
+                    normalize=self.scorer.audio_normalize,
+                    max_seconds=self.max_seconds,
+                )
             except AudioError as exc:
                 raise ApiError(_audio_status(exc.reason), f"{filename}: {exc.reason}") from None
         notes = []
@@ -153,8 +158,11 @@ def create_app(
     max_upload_mb: float = 20.0,
     keep_uploads: str | Path | None = None,
     tmp_dir: str | Path | None = None,
+    max_seconds: float = 600.0,
+    allowed_hosts: list[str] | None = None,
 ) -> FastAPI:
-    """The ASGI app; `tmp_dir` is where per-request scratch folders go (default: the system temp dir)."""
+    """The ASGI app; `tmp_dir` is where per-request scratch folders go (default: the system temp dir).
+    `allowed_hosts`: Host header names answered (default: loopback names); others get 400."""
     if max_upload_mb <= 0:
         raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
     if sweep_dir is not None and not Path(sweep_dir).is_dir():
@@ -168,6 +176,7 @@ def create_app(
         keep_uploads=Path(keep_uploads) if keep_uploads is not None else None,
         tmp_dir=Path(tmp_dir) if tmp_dir is not None else None,
         lock=threading.Lock(),
+        max_seconds=float(max_seconds),
     )
     app = FastAPI(title="ser", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ser = state
@@ -235,30 +244,7 @@ def create_app(
         return FileResponse(target)
 
     app.add_middleware(UploadLimit, max_bytes=state.max_upload_bytes)
+    app.add_middleware(
+        TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["127.0.0.1", "localhost", "::1", "[::1]"]
+    )
     return app
-
-
-@contextmanager
-def serve_in_background(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Run `app` with uvicorn in a daemon thread (port 0: any free port); yields the base URL.
-
-    For tests and scripts that drive a real browser against the UI.
-    """
-    import time
-
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, name="ser-serve", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"uvicorn did not start on {host}:{port}")
-        time.sleep(0.02)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{bound}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,18 @@ class SweepView:
         }
 
 
-def _cell(text: str) -> Any:
-    """CSV text -> int, float or str; empty and non-finite numbers become None (JSON has no NaN)."""
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|nan)$", re.IGNORECASE)
+TEXT_COLUMNS = ("trial_id", "status", "error")  # identifiers stay text even when they look like numbers
+
+
+def _cell(text: str, column: str = "") -> Any:
+    """CSV text -> int, float or str; empty and non-finite numbers become None (JSON has no NaN). Only
+    plain numerals are numbers: Python's int() would read the trial id `48706_00001` as 4870600001."""
     text = text.strip()
     if text == "":
         return None
+    if column in TEXT_COLUMNS or not _NUMBER.match(text):
+        return text
     try:
         return int(text)
     except ValueError:
@@ -89,7 +97,7 @@ def read_leaderboard(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         columns = list(reader.fieldnames or [])
-        rows = [{c: _cell(row.get(c) or "") for c in columns} for row in reader]
+        rows = [{c: _cell(row.get(c) or "", c) for c in columns} for row in reader]
     return columns, rows
 
 

@@ -3,12 +3,14 @@
 The driver owns the Tuner, the scheduler, the searcher and the loggers; trials only train. Features are
 computed (or read from the disk cache) here, before any trial starts, and handed to every trial through
 `tune.with_parameters`, which puts them in Ray's object store once: trials map the same memory.
+The console gets one line per trial event (started, stopped, completed, failed) and a progress bar.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import time
@@ -22,14 +24,13 @@ from omegaconf import OmegaConf
 from ser.config import ConfigError
 from ser.data.datamodule import PreparedData, prepare_data
 from ser.data.types import CorpusError
+from ser.sweep.schedulers import build_scheduler, build_searcher
 from ser.sweep.spec import COND_SEP, SweepPlan, apply_params, to_tune_space
-from ser.sweep.trainable import prepared_key, run_trial
+from ser.sweep.trials import EPOCH, prepared_key, run_trial
 
 
 def _set_ray_env() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    # trials may log with their own WandbLogger: let them finish writing when a trial is stopped
-    os.environ.setdefault("RAY_kill_child_processes_on_worker_exit", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("WANDB_SILENT", "true")
@@ -68,10 +69,10 @@ def prepare_shared(plan: SweepPlan, console) -> dict[str, PreparedData]:
         shared[key] = dataclasses.replace(data, x=np.asarray(data.x))
         origin = "from cache" if data.from_cache else "computed"
         served = " as waveforms" if data.waveform_mode else ""
+        held = f", {len(data.held_out)} held-out test speakers excluded" if data.held_out else ""
         console.print(
             f"features [bold]{data.kind}[/]{served}: {len(data.y)} utterances, "
-            f"{len(set(data.speakers))} speakers, "
-            f"{len(data.labels)} labels, {len(data.folds)} folds "
+            f"{len(set(data.speakers))} speakers, {len(data.labels)} labels, {len(data.folds)} folds{held} "
             f"({origin}, {time.perf_counter() - start:.1f} s)"
         )
         for item in data.skipped:
@@ -81,85 +82,85 @@ def prepare_shared(plan: SweepPlan, console) -> dict[str, PreparedData]:
     return shared
 
 
-def build_scheduler(plan: SweepPlan):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+def check_resources(plan: SweepPlan) -> None:
+    """A trial (or DDP worker) no node can host would wait forever: refuse it now, naming the numbers."""
+    import ray
 
-    s = plan.sweep.scheduler
-    if s.name == "asha":
-        # max_t + 1: a trial that reaches max_t epochs ends by itself (and scores its test fold) instead of
-        # being stopped by the scheduler at its last report
-        return ASHAScheduler(
-            time_attr="training_iteration",
-            max_t=int(s.max_t) + 1,
-            grace_period=int(s.grace_period),
-            reduction_factor=float(s.reduction_factor),
-        )
-    if s.name == "median":
-        return MedianStoppingRule(time_attr="training_iteration", grace_period=int(s.grace_period))
-    return FIFOScheduler()
-
-
-def build_searcher(plan: SweepPlan):
-    from ray.tune.search import BasicVariantGenerator
-
-    sweep = plan.sweep
-    limit = int(sweep.max_concurrent_trials)
-    if sweep.searcher.name == "optuna":
-        if any(sampler == "grid" for sampler, _ in plan.space.values()):
-            raise ConfigError("invalid search space: 'grid' cannot be used with searcher optuna (use choice)")
-        import optuna
-        from ray.tune.search import ConcurrencyLimiter
-        from ray.tune.search.optuna import OptunaSearch
-
-        sampler = optuna.samplers.TPESampler(
-            n_startup_trials=int(sweep.searcher.n_startup_trials), seed=int(sweep.seed)
-        )
-        searcher = OptunaSearch(sampler=sampler, seed=int(sweep.seed))
-        return ConcurrencyLimiter(searcher, max_concurrent=limit) if limit > 0 else searcher
-    return BasicVariantGenerator(random_state=int(sweep.seed), max_concurrent=limit)
+    res = plan.sweep.resources
+    cpu, gpu = float(res.cpu), float(res.gpu)
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(n.get("CPU", 0) >= cpu and n.get("GPU", 0) >= gpu for n in nodes):
+        return
+    most_cpu = max((n.get("CPU", 0) for n in nodes), default=0)
+    most_gpu = max((n.get("GPU", 0) for n in nodes), default=0)
+    who = "each DDP worker" if int(res.workers) > 1 else "each trial"
+    raise ConfigError(
+        f"invalid sweep key 'resources': {who} asks for {cpu:g} CPU and {gpu:g} GPU, but the largest node "
+        f"has {most_cpu:g} CPU and {most_gpu:g} GPU; lower sweep.resources.cpu / sweep.resources.gpu"
+    )
 
 
-_PROGRESS: dict[str, SweepProgress] = {}  # live progress bars; callbacks pickle only the key
+_PROGRESS: dict[str, SweepProgress] = {}  # live progress; callbacks pickle only the key
 
 
 def _progress_callback():
     """A Tune callback that forwards to the live `SweepProgress`; pickled into the experiment state as
-    a bare key, so a resumed sweep's callback reattaches to the new bar."""
+    a bare key, so a resumed sweep's callback reattaches to the new one."""
     from ray.tune import Callback
 
     class ProgressCallback(Callback):
         key = "ser-sweep"
 
-        def _live(self):
+        def _live(self) -> SweepProgress | None:
             return _PROGRESS.get(self.key)
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            if self._live():
-                self._live().update(trials)
+            if live := self._live():
+                live.event(trial, "started")
+                live.update(trials)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            if self._live():
-                self._live().record(result)
-                self._live().update(trials)
+            if live := self._live():
+                live.record(trial, result)
+                live.update(trials)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            if self._live():
-                self._live().update(trials)
+            if live := self._live():
+                live.finished(trial)
+                live.update(trials)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            if self._live():
-                self._live().update(trials)
+            if live := self._live():
+                live.event(trial, f"[red]failed[/]: {trial_error(trial)}", error=True)
+                live.update(trials)
 
     return ProgressCallback()
 
 
-class SweepProgress:
-    """A rich progress bar: trials finished, running, pending, failed, and the best metric so far."""
+def trial_error(trial) -> str:
+    """The failed trial's own one-line error (its metrics.json), not Ray's wrapped traceback."""
+    error = None
+    for folder in (trial.local_path, trial.path):  # the trial's working copy is synced to storage later
+        try:
+            error = json.loads((Path(folder) / "metrics.json").read_text()).get("error")
+            break
+        except (OSError, ValueError, TypeError):
+            continue
+    return str(error or "see error_traceback.txt in the trial folder")[:300]
 
-    def __init__(self, total: int, metric: str, mode: str, console) -> None:
+
+class SweepProgress:
+    """One console line per trial event and a progress bar: trials done, running, pending, failed, and
+    the best metric so far."""
+
+    def __init__(self, total: int, metric: str, mode: str, max_t: int, console) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.metric, self.mode, self.best = metric, mode, None
+        self.metric, self.mode, self.max_t, self.best = metric, mode, max_t, None
+        self.console = console
+        self.epochs: dict[str, int] = {}
+        self.trial_best: dict[str, float] = {}
+        self.done: set[str] = set()
         self.progress = Progress(
             TextColumn("[bold]sweep"),
             BarColumn(),
@@ -170,25 +171,44 @@ class SweepProgress:
         )
         self.task = self.progress.add_task("starting", total=total)
 
-    def record(self, result: dict[str, Any]) -> None:
+    def _better(self, value: float) -> bool:
+        return self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+
+    def record(self, trial, result: dict[str, Any]) -> None:
+        self.epochs[trial.trial_id] = int(result.get(EPOCH, result.get("training_iteration", 0)))
         value = result.get(self.metric)
         if isinstance(value, (int, float)) and math.isfinite(value):
-            if self.best is None or (value > self.best if self.mode == "max" else value < self.best):
+            mine = self.trial_best.get(trial.trial_id)
+            if mine is None or (value > mine if self.mode == "max" else value < mine):
+                self.trial_best[trial.trial_id] = float(value)
+            if self._better(float(value)):
                 self.best = float(value)
+
+    def event(self, trial, what: str, error: bool = False) -> None:
+        if error:
+            self.done.add(trial.trial_id)
+        epochs = self.epochs.get(trial.trial_id, 0)
+        best = self.trial_best.get(trial.trial_id)
+        at = (
+            f" after {epochs} epoch(s), best {self.metric} {best:.3f}"
+            if best is not None and not error
+            else ""
+        )
+        self.progress.console.print(f"trial {trial.trial_id} {what}{at}")
+
+    def finished(self, trial) -> None:
+        self.done.add(trial.trial_id)
+        epochs = self.epochs.get(trial.trial_id, 0)
+        self.event(trial, "completed" if epochs >= self.max_t else "[dim]stopped by the scheduler[/]")
 
     def update(self, trials) -> None:
         states = [t.status for t in trials]
-        done = sum(s in ("TERMINATED", "ERROR") for s in states)
         best = "n/a" if self.best is None else f"{self.best:.3f}"
         text = (
             f"best {self.metric}={best} | running {states.count('RUNNING')} | "
-            f"pending {states.count('PENDING')} | "
-            f"errors {states.count('ERROR')}"
+            f"pending {states.count('PENDING')} | errors {states.count('ERROR')}"
         )
-        self.progress.update(self.task, completed=done, description=text)
-
-    def update_final(self, finished: int) -> None:
-        self.progress.update(self.task, completed=finished)
+        self.progress.update(self.task, completed=len(self.done), description=text)
 
     def __enter__(self):
         _PROGRESS["ser-sweep"] = self
@@ -201,8 +221,7 @@ class SweepProgress:
 
 
 def _wandb_callback(plan: SweepPlan, enabled: bool | None):
-    use = plan.sweep.wandb.enabled if enabled is None else enabled
-    if not use or plan.sweep.wandb.mode == "disabled":
+    if not wandb_enabled(plan, enabled):
         return None
     from ser.sweep.wandb_log import make_callback
 
@@ -210,17 +229,29 @@ def _wandb_callback(plan: SweepPlan, enabled: bool | None):
         project=plan.sweep.wandb.project,
         group=plan.sweep.wandb.group or plan.sweep.name,
         mode=plan.sweep.wandb.mode,
-        base_config=OmegaConf.to_container(plan.base, resolve=True),
+        base=OmegaConf.to_container(plan.base, resolve=True),
     )
+
+
+def wandb_enabled(plan: SweepPlan, enabled: bool | None) -> bool:
+    use = plan.sweep.wandb.enabled if enabled is None else enabled
+    return bool(use) and plan.sweep.wandb.mode != "disabled"
 
 
 def experiment_dir(plan: SweepPlan) -> Path:
     return Path(plan.sweep.storage_path).expanduser().resolve() / plan.sweep.name
 
 
-def report_sweep(plan: SweepPlan, console: Any = None) -> dict[str, Any]:
-    """Rebuild leaderboard, best config/checkpoint and plots from what a sweep left on disk."""
+def _result_grid(plan: SweepPlan, exp_dir: Path):
     from ray.tune import ExperimentAnalysis, ResultGrid
+
+    return ResultGrid(
+        ExperimentAnalysis(str(exp_dir), default_metric=plan.sweep.metric, default_mode=plan.sweep.mode)
+    )
+
+
+def report_sweep(plan: SweepPlan, console: Any = None, show_test: bool = False) -> dict[str, Any]:
+    """Rebuild leaderboard, best config/checkpoint and plots from what a sweep left on disk."""
     from rich.console import Console
 
     from ser.sweep.results import summarize_sweep, top_table
@@ -229,32 +260,13 @@ def report_sweep(plan: SweepPlan, console: Any = None) -> dict[str, Any]:
     exp_dir = experiment_dir(plan)
     if not exp_dir.is_dir():
         raise ConfigError(f"no sweep results at {exp_dir}")
-    grid = ResultGrid(
-        ExperimentAnalysis(str(exp_dir), default_metric=plan.sweep.metric, default_mode=plan.sweep.mode)
-    )
-    summary = summarize_sweep(grid, plan, exp_dir)
+    summary = summarize_sweep(_result_grid(plan, exp_dir), plan, exp_dir, show_test=show_test)
     console.print(top_table(summary["rows"], summary["keys"], plan.sweep.metric))
     console.print(f"sweep results: {exp_dir}")
     return {"dir": exp_dir, **summary}
 
 
-def run_sweep(
-    plan: SweepPlan,
-    resume: bool = False,
-    address: str | None = None,
-    wandb: bool | None = None,
-    console: Any = None,
-) -> dict[str, Any]:
-    """Run (or resume) the sweep; write leaderboard, best config/checkpoint and plots; return the summary."""
-    _set_ray_env()
-    import ray
-    from ray import tune
-    from rich.console import Console
-
-    from ser.sweep.results import summarize_sweep, top_table
-
-    console = console or Console(stderr=True)
-    exp_dir = experiment_dir(plan)
+def _check_can_start(plan: SweepPlan, exp_dir: Path, resume: bool) -> None:
     if resume and not exp_dir.exists():
         raise ConfigError(f"nothing to resume: {exp_dir} does not exist")
     if not resume and exp_dir.exists():
@@ -265,28 +277,44 @@ def run_sweep(
     if plan.base.data.corpus != "synthetic" and not plan.base.data.corpora and not plan.base.data.root:
         raise CorpusError(
             f"sweep '{plan.sweep.name}' reads corpus '{plan.base.data.corpus}', which needs data.root=PATH "
-            "(e.g. data.root=../shared/data/ravdess-dev-16k), or run it on the built-in corpus with "
+            "(where the corpus was unpacked; see README), or run it on the built-in corpus with "
             "data.corpus=synthetic"
         )
-    if plan.base.wandb.enabled and int(plan.sweep.cv.folds) == 0:
-        plan.base.wandb.enabled = False  # the driver's WandbLoggerCallback logs each trial once
-    if int(plan.sweep.cv.folds) > 0 and (plan.sweep.wandb.enabled if wandb is None else wandb):
-        plan.base.wandb.enabled = True  # one W&B run per fold, grouped by the sweep
-        plan.base.wandb.group = plan.sweep.wandb.group or plan.sweep.name
-        plan.base.wandb.project = plan.sweep.wandb.project
-        plan.base.wandb.mode = plan.sweep.wandb.mode
+
+
+def run_sweep(
+    plan: SweepPlan,
+    resume: bool = False,
+    address: str | None = None,
+    wandb: bool | None = None,
+    console: Any = None,
+    show_test: bool = False,
+) -> dict[str, Any]:
+    """Run (or resume) the sweep; write leaderboard, best config/checkpoint and plots; return the summary
+    (`interrupted` is True when trials are left for `--resume`)."""
+    _set_ray_env()
+    import ray
+    from ray import tune
+    from rich.console import Console
+
+    from ser.sweep.results import summarize_sweep, top_table
+
+    console = console or Console(stderr=True)
+    exp_dir = experiment_dir(plan)
+    _check_can_start(plan, exp_dir, resume)
+    plan.base.wandb.enabled = False  # trials do not log: the driver writes one live run per trial
     started = datetime.now().isoformat(timespec="seconds")
     shared = prepare_shared(plan, console)
     resources = plan.sweep.resources
-    ray_address = address or plan.sweep.address
     if not ray.is_initialized():
         ray.init(
-            address=ray_address,
+            address=address or plan.sweep.address,
             include_dashboard=False,
             configure_logging=True,
             logging_level="ERROR",
-            log_to_driver=True,
+            log_to_driver=False,  # trial output stays in each trial's folder: one console line per event
         )
+    check_resources(plan)
     sweep_dict = OmegaConf.to_container(plan.sweep, resolve=True)
     base_dict = OmegaConf.to_container(plan.base, resolve=True)
     if int(resources.workers) > 1:  # DDP through Ray Train: the trial drives `workers` worker actors
@@ -297,7 +325,9 @@ def run_sweep(
         trainable = tune.with_parameters(run_trial, base=base_dict, sweep=sweep_dict, prepared=shared)
         trainable = tune.with_resources(trainable, {"cpu": float(resources.cpu), "gpu": float(resources.gpu)})
     total = count_trials(plan)
-    progress = SweepProgress(total, plan.sweep.metric, plan.sweep.mode, console)
+    progress = SweepProgress(
+        total, plan.sweep.metric, plan.sweep.mode, int(plan.sweep.scheduler.max_t), console
+    )
     callbacks = [_progress_callback()]
     wandb_cb = _wandb_callback(plan, wandb)
     if wandb_cb is not None:
@@ -307,7 +337,7 @@ def run_sweep(
         storage_path=str(exp_dir.parent),
         callbacks=callbacks,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=int(plan.sweep.keep_checkpoints)),
-        sync_config=tune.SyncConfig(sync_artifacts=True),
+        sync_config=tune.SyncConfig(sync_artifacts=True),  # trial folders (checkpoints, metrics) to storage
         failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
         verbose=0,
     )
@@ -324,21 +354,24 @@ def run_sweep(
             tune_config=tune.TuneConfig(
                 metric=plan.sweep.metric,
                 mode=plan.sweep.mode,
-                scheduler=build_scheduler(plan),
-                search_alg=build_searcher(plan),
+                scheduler=build_scheduler(plan.sweep),
+                search_alg=build_searcher(plan.sweep, plan.space),
                 num_samples=int(plan.sweep.num_samples),
                 max_concurrent_trials=int(plan.sweep.max_concurrent_trials) or None,
             ),
             run_config=run_config,
         )
-    with progress:
-        result_grid = tuner.fit()
-        progress.update_final(sum(1 for r in result_grid if r.metrics and r.metrics.get("done") or r.error))
-    if wandb_cb is not None:
-        from ser.sweep.wandb_log import wait_for_writers
-
-        wait_for_writers()
-    summary = summarize_sweep(result_grid, plan, exp_dir)
+    quiet = [logging.getLogger(name) for name in ("ray.tune", "ray.air", "ray.train")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:  # Ray logs each failed trial's wrapped traceback: the trial's line says it
+        logger.setLevel(logging.CRITICAL)
+    try:
+        with progress:
+            result_grid = tuner.fit()
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
+    summary = summarize_sweep(result_grid, plan, exp_dir, show_test=show_test)
     info = {
         "name": plan.sweep.name,
         "source": str(plan.source) if plan.source else None,
@@ -346,6 +379,7 @@ def run_sweep(
         "mode": plan.sweep.mode,
         "searched_keys": summary["keys"],
         "scheduler": OmegaConf.to_container(plan.sweep.scheduler),
+        "rungs": summary["rungs"],
         "searcher": plan.sweep.searcher.name,
         "cv_folds": int(plan.sweep.cv.folds),
         "trials": len(summary["rows"]),
@@ -356,11 +390,23 @@ def run_sweep(
         "space": {k.replace(COND_SEP, " if "): [s, a] for k, (s, a) in plan.space.items()},
     }
     (exp_dir / "sweep.json").write_text(json.dumps(info, indent=2, default=str))
+    if wandb_cb is not None:
+        from ser.sweep.results import LEADERBOARD_COLUMNS
+        from ser.sweep.wandb_log import write_summary_run
+
+        columns = [*LEADERBOARD_COLUMNS, *summary["keys"]]
+        group = plan.sweep.wandb.group or plan.sweep.name
+        write_summary_run(
+            plan.sweep.wandb.project, group, plan.sweep.wandb.mode, exp_dir, summary["rows"], columns
+        )
     console.print(top_table(summary["rows"], summary["keys"], plan.sweep.metric))
     unfinished = [r for r in summary["rows"] if r["status"] in ("interrupted", "pending")]
-    if unfinished:
+    never_started = max(0, total - len(summary["rows"]))
+    left = len(unfinished) + never_started
+    if left:
         console.print(
-            f"[yellow]{len(unfinished)} trial(s) did not finish:[/] run the same command with --resume"
+            f"[yellow]{left} trial(s) did not finish[/] ({len(unfinished)} interrupted, {never_started} not "
+            "started): run the same command with --resume to continue them"
         )
     console.print(f"sweep results: {exp_dir}")
-    return {"dir": exp_dir, **summary, "info": info}
+    return {"dir": exp_dir, **summary, "info": info, "interrupted": bool(left)}

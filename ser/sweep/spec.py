@@ -23,11 +23,13 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ser.config import (
+    CHOICES,
+    SWEEP_CHOICES,
     ConfigError,
-    RootConfig,
     SweepConfig,
     load_config,
     merge_into,
+    monitor_mode,
     parse_overrides,
     read_yaml,
     validate,
@@ -35,8 +37,6 @@ from ser.config import (
 
 SAMPLERS = ("choice", "grid", "uniform", "loguniform", "randint", "quniform")
 COND_SEP = "::"  # "model.name=sentan::model.depth": applied only when model.name == sentan
-SCHEDULERS = ("asha", "fifo", "median")
-SEARCHERS = ("random", "optuna")
 
 
 @dataclass
@@ -60,18 +60,21 @@ def _plain(value: Any) -> Any:
 
 
 def _check_key(schema: DictConfig, key: str, where: str) -> None:
-    node: Any = schema
+    node: Any = schema  # any root config: only its keys are read
     for part in key.split("."):
         if not isinstance(node, DictConfig) or part not in node:
             raise ConfigError(f"invalid config key '{key}' in {where}: not in the config schema")
         node = node[part]
 
 
-def _check_value(schema: DictConfig, key: str, value: Any, where: str) -> None:
+def _check_value(base: DictConfig, key: str, value: Any, where: str) -> None:
+    """The value's type and the same range and enumeration checks as `ser fit`, on top of the base."""
     try:
-        merge_into(schema, OmegaConf.from_dotlist([f"{key}={_dotlist_value(value)}"]), where)
+        cfg = merge_into(base, OmegaConf.from_dotlist([f"{key}={_dotlist_value(value)}"]), where)
+        validate(cfg)
     except ConfigError as exc:
-        raise ConfigError(f"{exc} (value {value!r})") from None
+        message = str(exc) if where in str(exc) else f"{exc} (in {where})"
+        raise ConfigError(f"{message} (value {value!r})") from None
 
 
 def _dotlist_value(value: Any) -> str:
@@ -82,7 +85,7 @@ def _dotlist_value(value: Any) -> str:
     return str(value)
 
 
-def _parse_domain(schema: DictConfig, key: str, spec: Any, where: str, out: dict, prefix: str = "") -> None:
+def _parse_domain(base: DictConfig, key: str, spec: Any, where: str, out: dict, prefix: str = "") -> None:
     if not isinstance(spec, dict) or len(spec) != 1:
         raise ConfigError(
             f"invalid search space for '{key}' in {where}: give exactly one of {list(SAMPLERS)}, e.g. "
@@ -93,7 +96,7 @@ def _parse_domain(schema: DictConfig, key: str, spec: Any, where: str, out: dict
         raise ConfigError(
             f"invalid search space for '{key}' in {where}: unknown sampler '{sampler}' ({list(SAMPLERS)})"
         )
-    _check_key(schema, key, where)
+    _check_key(base, key, where)
     flat_key = f"{prefix}{key}"
     if sampler in ("choice", "grid") and isinstance(args, dict):
         if prefix:
@@ -103,9 +106,10 @@ def _parse_domain(schema: DictConfig, key: str, spec: Any, where: str, out: dict
                 f"invalid search space for '{key}' in {where}: a conditional space needs choice"
             )
         for option, sub in args.items():
-            _check_value(schema, key, option, where)
+            _check_value(base, key, option, where)
+            chosen = merge_into(base, OmegaConf.from_dotlist([f"{key}={_dotlist_value(option)}"]), where)
             for sub_key, sub_spec in (sub or {}).items():
-                _parse_domain(schema, sub_key, sub_spec, where, out, prefix=f"{key}={option}{COND_SEP}")
+                _parse_domain(chosen, sub_key, sub_spec, where, out, prefix=f"{key}={option}{COND_SEP}")
         out[flat_key] = ("choice", list(args))
         return
     if sampler in ("choice", "grid"):
@@ -114,7 +118,7 @@ def _parse_domain(schema: DictConfig, key: str, spec: Any, where: str, out: dict
                 f"invalid search space for '{key}' in {where}: {sampler} needs a non-empty list"
             )
         for value in args:
-            _check_value(schema, key, value, where)
+            _check_value(base, key, value, where)
     else:
         need = 3 if sampler == "quniform" else 2
         if (
@@ -127,42 +131,81 @@ def _parse_domain(schema: DictConfig, key: str, spec: Any, where: str, out: dict
             raise ConfigError(f"invalid search space for '{key}' in {where}: {sampler} low must be < high")
         if sampler == "loguniform" and args[0] <= 0:
             raise ConfigError(f"invalid search space for '{key}' in {where}: loguniform needs low > 0")
-        _check_value(schema, key, args[0] if sampler != "randint" else int(args[0]), where)
+        ends = (int(args[0]), int(args[1]) - 1) if sampler == "randint" else (args[0], args[1])
+        for end in ends:  # both ends of the range pass the same checks as a `ser fit` value
+            _check_value(base, key, end, where)
     out[flat_key] = (sampler, args)
 
 
+def _check_sweep(sweep: DictConfig, path: Path) -> None:
+    """The sweep file's own settings: enumerations and the numbers a scheduler or Ray needs."""
+
+    def bad(key: str, problem: str) -> None:
+        raise ConfigError(f"invalid sweep key '{key}' in {path}: {problem}")
+
+    for key, allowed in SWEEP_CHOICES.items():
+        if OmegaConf.select(sweep, key) not in allowed:
+            bad(key, f"{OmegaConf.select(sweep, key)!r} is not one of {list(allowed)}")
+    reported = CHOICES["trainer.monitor"]
+    if sweep.metric not in reported:
+        bad("metric", f"{sweep.metric!r} is not a metric trials report; one of {list(reported)}")
+    if sweep.mode != monitor_mode(sweep.metric):
+        bad("mode", f"{sweep.metric} is ranked with mode {monitor_mode(sweep.metric)!r}, not {sweep.mode!r}")
+    s = sweep.scheduler
+    checks = [
+        ("num_samples", sweep.num_samples >= 1, ">= 1"),
+        ("scheduler.max_t", s.max_t >= 1, ">= 1 (epochs per trial)"),
+        (
+            "scheduler.grace_period",
+            s.name == "fifo" or 1 <= s.grace_period <= s.max_t,
+            f"between 1 and max_t ({s.max_t})",
+        ),
+        ("scheduler.reduction_factor", s.reduction_factor > 1, "> 1"),
+        ("resources.cpu", sweep.resources.cpu > 0, "> 0 (CPUs per trial, fractions allowed)"),
+        ("resources.gpu", sweep.resources.gpu >= 0, ">= 0"),
+        ("resources.workers", sweep.resources.workers >= 1, ">= 1 (DDP workers per trial)"),
+        ("cv.folds", sweep.cv.folds >= 0, ">= 0"),
+        ("max_concurrent_trials", sweep.max_concurrent_trials >= 0, ">= 0 (0: as resources allow)"),
+        ("keep_checkpoints", sweep.keep_checkpoints >= 1, ">= 1"),
+        ("searcher.n_startup_trials", sweep.searcher.n_startup_trials >= 0, ">= 0"),
+    ]
+    for key, ok, want in checks:
+        if not ok:
+            bad(key, f"{OmegaConf.select(sweep, key)} must be {want}")
+    if sweep.resources.workers > 1 and sweep.cv.folds > 0:
+        bad(
+            "resources.workers",
+            "DDP workers (workers > 1) and cv.folds > 0 cannot be combined; use one of them",
+        )
+
+
 def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepPlan:
-    """Read a sweep file; `sweep.x=...` overrides change the sweep, other `key=value` the trials' base."""
+    """Read a sweep file; `sweep.x=...` overrides change the sweep, other `key=value` the trials' base.
+
+    `base` entries are presets by name (`ravdess`, `model/sentan`) or YAML files relative to the sweep
+    file. Every fixed and searched value is checked against the schema and the config's range checks on
+    top of the base, so an impossible trial fails here, before any trial starts."""
     path = Path(path)
     raw = read_yaml(path)
     sweep = merge_into(OmegaConf.structured(SweepConfig), raw, str(path))
     sweep_over = [o[len("sweep.") :] for o in overrides if o.startswith("sweep.")]
     base_over = [o for o in overrides if not o.startswith("sweep.")]
     sweep = merge_into(sweep, parse_overrides(sweep_over), "overrides")
-    if sweep.scheduler.name not in SCHEDULERS:
-        raise ConfigError(f"invalid config key 'scheduler.name' in {path}: one of {list(SCHEDULERS)}")
-    if sweep.searcher.name not in SEARCHERS:
-        raise ConfigError(f"invalid config key 'searcher.name' in {path}: one of {list(SEARCHERS)}")
-    if int(sweep.resources.workers) < 1:
-        raise ConfigError(f"invalid config key 'resources.workers' in {path}: at least 1 worker per trial")
-    if int(sweep.resources.workers) > 1 and int(sweep.cv.folds) > 0:
-        raise ConfigError(
-            f"invalid config key 'resources.workers' in {path}: DDP workers (workers > 1) and cv.folds > 0 "
-            "cannot be combined; use one of them"
-        )
-    if sweep.mode not in ("max", "min"):
-        raise ConfigError(f"invalid config key 'mode' in {path}: max or min")
-    schema = OmegaConf.structured(RootConfig)
+    _check_sweep(sweep, path)
+    from ser.config import resolve_config_file
+
+    base_files = [resolve_config_file(b, path.parent) for b in sweep.base]
+    unfixed = load_config(base_files, base_over)
     for key, value in (sweep.fixed or {}).items():
-        _check_key(schema, key, f"{path} (fixed)")
-        _check_value(schema, key, _plain(value), f"{path} (fixed)")
-    base_files = [(path.parent / b) if not Path(b).is_absolute() else Path(b) for b in sweep.base]
+        _check_key(unfixed, key, f"{path} (fixed)")
+        _check_value(unfixed, key, _plain(value), f"{path} (fixed)")
     fixed = [f"{k}={_dotlist_value(_plain(v))}" for k, v in (sweep.fixed or {}).items()]
     base = load_config(base_files, [*fixed, *base_over])
     base.trainer.max_epochs = int(sweep.scheduler.max_t)
+    base.trainer.monitor = str(sweep.metric)  # one selection metric: checkpoints, the sweep, the leaderboard
     space: dict[str, tuple[str, Any]] = {}
     for key, spec in (_plain(sweep.space) or {}).items():
-        _parse_domain(schema, key, spec, str(path), space)
+        _parse_domain(base, key, spec, str(path), space)
     return SweepPlan(sweep=sweep, base=base, space=space, source=path)
 
 

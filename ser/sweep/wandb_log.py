@@ -1,11 +1,12 @@
-"""One W&B run per trial, written when the trial ends (completed, stopped by the scheduler, or failed).
+"""W&B for sweeps: one live run per trial, written by the driver as results arrive, and a summary run.
 
-The driver buffers each trial's per-epoch results and, when the trial ends, writes its whole run in a
-subprocess (`python -m ser.sweep.wandb_log SPEC.json`), so a trial stopped by ASHA, even the last one of
-a sweep, always leaves a complete run, and the Tune loop never blocks on W&B. Ray's WandbLoggerCallback
-logs live instead, but lost the history of the last trial: Tune 2.60 ends the experiment without calling
-`on_trial_complete` for a trial the scheduler stops at the very end, so that trial is written from
-`on_experiment_end` here.
+Each trial's run opens when the trial starts, with the trial's own resolved config (nested, so grouping
+by `model.depth` in the UI groups by what the trial really trained), logs every reported epoch (validation
+and training metrics) as it happens, so an online dashboard shows curves during a long sweep, and is
+finished when the trial ends: with its test metrics and confusion matrix when it completed, tagged
+`stopped` when the scheduler stopped it, `failed` with the error otherwise. Trials that Tune ends without
+a completion callback (the last trials of an experiment) are finished at experiment end, so every run is
+complete. The summary run holds the leaderboard as a table and the sweep's plots.
 Offline by default; `wandb sync DIR/wandb/offline-run-*` uploads later.
 """
 
@@ -13,16 +14,15 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
+import os
 from pathlib import Path
 from typing import Any
 
-_WRITERS: list[subprocess.Popen] = []  # module level: Tune runs a copy of the callback, not our instance
+_RUNS: dict[str, Any] = {}  # trial id -> live run; module level: Tune pickles callbacks, not runs
 SKIP = {"config", "trial_id", "date", "timestamp", "pid", "hostname", "node_ip", "checkpoint_dir_name"}
 
 
-def _loggable(result: dict[str, Any]) -> dict[str, float]:
+def loggable(result: dict[str, Any]) -> dict[str, float]:
     row = {}
     for key, value in result.items():
         if key in SKIP or isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -32,98 +32,109 @@ def _loggable(result: dict[str, Any]) -> dict[str, float]:
     return row
 
 
-def make_callback(project: str, group: str, mode: str, base_config: dict[str, Any]):
-    """A Tune callback buffering results per trial and writing each trial's run when it ends."""
-    from ray.tune import Callback
-
-    from ser.sweep.spec import flat_params
-
-    class WandbTrialWriter(Callback):
-        def __init__(self) -> None:
-            self.history: dict[str, list[dict[str, float]]] = {}
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            self.history.setdefault(trial.trial_id, []).append(_loggable(result))
-
-        def _write(self, trial, state: str) -> None:
-            trial_dir = Path(trial.path or trial.local_path)  # storage dir: staging is not synced at the end
-            history = self.history.pop(trial.trial_id, [])
-            spec = {
-                "project": project,
-                "group": group,
-                "mode": mode,
-                "id": trial.trial_id,
-                "name": f"{group}-{trial.trial_id}",
-                "dir": str(trial_dir),
-                "config": {**base_config, **flat_params(dict(trial.config or {}))},
-                "history": history,
-                "state": state,
-                "error": str(getattr(trial, "error_file", "") or ""),
-            }
-            trial_dir.mkdir(parents=True, exist_ok=True)
-            spec_file = trial_dir / "wandb_run.json"
-            spec_file.write_text(json.dumps(spec, default=str))
-            _WRITERS.append(subprocess.Popen([sys.executable, "-m", "ser.sweep.wandb_log", str(spec_file)]))
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            self._write(trial, "finished")
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            self._write(trial, "failed")
-
-        def on_experiment_end(self, trials, **info):
-            # Tune does not always call on_trial_complete for a trial stopped as the experiment ends
-            for trial in trials:
-                if trial.trial_id in self.history:
-                    self._write(trial, "failed" if trial.status == "ERROR" else "finished")
-
-    return WandbTrialWriter()
-
-
-def wait_for_writers(timeout: float = 300.0) -> list[int]:
-    """Wait until every trial's run is written (exit codes; -9 for a writer killed on timeout)."""
-    codes = []
-    while _WRITERS:
-        proc = _WRITERS.pop(0)
-        try:
-            codes.append(proc.wait(timeout=timeout))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            codes.append(-9)
-    return codes
-
-
-def write_run(spec: dict[str, Any]) -> Path:
-    """Write one W&B run (offline by default) with its per-epoch history; returns the run directory."""
+def _init(**kwargs: Any):
     import wandb
 
-    run = wandb.init(
-        project=spec["project"],
-        group=spec["group"],
-        name=spec["name"],
-        id=spec["id"],
-        dir=spec["dir"],
-        mode=spec["mode"],
-        config=spec["config"],
-        tags=[spec["state"]],
-        reinit="create_new",
-        settings=wandb.Settings(silent=True, console="off"),
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return wandb.init(reinit="create_new", settings=wandb.Settings(silent=True, console="off"), **kwargs)
+
+
+def make_callback(project: str, group: str, mode: str, base: dict[str, Any]):
+    """The Tune callback writing one live W&B run per trial."""
+    from ray.tune import Callback
+
+    class WandbTrials(Callback):
+        def _run(self, trial):
+            run = _RUNS.get(trial.trial_id)
+            if run is None:
+                from omegaconf import OmegaConf
+
+                from ser.sweep.trials import trial_config
+
+                trial_dir = Path(trial.path or trial.local_path)
+                trial_dir.mkdir(parents=True, exist_ok=True)
+                config = OmegaConf.to_container(trial_config(dict(trial.config or {}), base), resolve=True)
+                run = _init(
+                    project=project,
+                    group=group,
+                    name=f"{group}-{trial.trial_id}",
+                    id=f"{group}-{trial.trial_id}".replace("/", "-"),
+                    dir=str(trial_dir),
+                    mode=mode,
+                    config=config,
+                    resume="allow",
+                )
+                _RUNS[trial.trial_id] = run
+            return run
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self._run(trial)
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            row = loggable(result)
+            self._run(trial).log(row, step=int(row.get("training_iteration", 0)))
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            finish_trial(trial, "completed")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            finish_trial(trial, "failed")
+
+        def on_experiment_end(self, trials, **info):
+            for trial in trials:  # Tune does not always call on_trial_complete for the last trials
+                if trial.trial_id in _RUNS:
+                    finish_trial(trial, "failed" if trial.status == "ERROR" else "completed")
+
+    return WandbTrials()
+
+
+def finish_trial(trial: Any, state: str) -> None:
+    """Test metrics and confusion matrix of a completed trial (from its metrics.json), then finish."""
+    run = _RUNS.pop(trial.trial_id, None)
+    if run is None:
+        return
+    trial_dir = next(
+        (Path(d) for d in (trial.local_path, trial.path) if d and (Path(d) / "metrics.json").is_file()),
+        Path(trial.path or trial.local_path),
+    )  # the trial's working copy first: it is synced to storage after the trial ends
+    metrics_file = trial_dir / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    if state == "completed" and metrics.get("status") != "completed":
+        state = "stopped"  # ended by the scheduler before its last epoch: no test score
+    for key, stat in (metrics.get("summary") or {}).items():
+        if isinstance(stat, dict) and "mean" in stat:
+            run.summary[key] = stat["mean"]
+    confusion = sorted(trial_dir.glob("fold_*/confusion_matrix.png"))
+    if confusion and state == "completed":
+        import wandb
+
+        run.log({"test/confusion_matrix": [wandb.Image(str(p), caption=p.parent.name) for p in confusion]})
+    if metrics.get("error"):
+        run.summary["error"] = metrics["error"]
+    run.summary["trial_state"] = state
+    run.tags = (*run.tags, state)
+    run.finish(exit_code=1 if state == "failed" else 0)
+
+
+def write_summary_run(
+    project: str, group: str, mode: str, out_dir: Path, rows: list[dict[str, Any]], columns: list[str]
+):
+    """The sweep's leaderboard as a W&B table and its plots as images, in one run of the group."""
+    import wandb
+
+    run = _init(
+        project=project,
+        group=group,
+        name=f"{group}-summary",
+        job_type="sweep-summary",
+        dir=str(out_dir),
+        mode=mode,
     )
-    for row in spec["history"]:
-        step = int(row.get("training_iteration", 0))
-        run.log(row, step=step)
-    run.summary["trial_state"] = spec["state"]
-    run.summary["epochs"] = len(spec["history"])
-    run.finish(exit_code=0 if spec["state"] == "finished" else 1)
-    return Path(run.dir).parent
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    spec = json.loads(Path(args[0]).read_text())
-    write_run(spec)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    table = wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])
+    images = {
+        f"plots/{p.stem}": wandb.Image(str(p))
+        for p in sorted(out_dir.glob("*.png")) + sorted((out_dir / "best").glob("*.png"))
+    }
+    run.log({"leaderboard": table, **images})
+    run.finish()
+    return run

@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from ser.config import CorpusSpec, SyntheticConfig
+from ser.config import CHOICES, ConfigError, CorpusSpec, SyntheticConfig
 from ser.data.corpora import crema_d, folder, ravdess, synthetic, tess
 from ser.data.corpora.base import Adapter
 from ser.data.types import CorpusScan
@@ -23,6 +23,8 @@ CORPORA: dict[str, Adapter] = {
     "folder": folder.scan,
     "synthetic": synthetic.scan,
 }
+if set(CORPORA) != set(CHOICES["data.corpus"]):  # the names are listed once, in the config schema
+    raise ImportError(f"corpus adapters {sorted(CORPORA)} do not match CHOICES['data.corpus']")
 
 
 def as_spec(spec: Any) -> CorpusSpec:
@@ -42,11 +44,14 @@ def scan_corpus(
     progress: bool = False,
     synthetic: Optional[SyntheticConfig] = None,
 ) -> CorpusScan:
-    """Scan one corpus; ValueError for an unknown adapter name, CorpusError when it is unusable."""
+    """Scan one corpus; ConfigError for an unknown adapter name, CorpusError when it is unusable."""
     spec = as_spec(spec)
     adapter = CORPORA.get(spec.name)
     if adapter is None:
-        raise ValueError(f"unknown corpus {spec.name!r}; known corpora: {', '.join(sorted(CORPORA))}")
+        raise ConfigError(
+            f"invalid config key 'data.corpus': unknown corpus {spec.name!r}; "
+            f"known: {', '.join(sorted(CORPORA))}"
+        )
     return adapter(spec, check_audio=check_audio, progress=progress, synthetic=synthetic)
 
 

@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 from ser.config import CorpusSpec, SyntheticConfig
 from ser.data.audio import AudioError, validate_audio
@@ -43,17 +43,43 @@ def require_root(corpus: str, root: Optional[str], expected: str) -> Path:
     return path
 
 
-def find_audio_files(root: Path) -> list[Path]:
-    """Every file below root whose extension looks like audio, sorted; follows links, never loops."""
-    found: list[Path] = []
-    seen: set[str] = set()
+def find_audio_files(root: Path, skip: Optional[Callable[[Path, str], None]] = None) -> list[Path]:
+    """Every file below root whose extension looks like audio, sorted; never loops, never relabels.
+
+    A symlinked folder directly under the root is followed (corpora are often assembled from links), but a
+    directory link further down is not: `happy/tosad -> ../sad` would give sad clips the label happy. A
+    file reachable twice (a link to another file) is used once, at its own path rather than the link's.
+    What is left out is reported through `skip`."""
+    candidates: dict[str, list[Path]] = {}
+    seen_dirs: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        here = Path(dirpath)
         real = os.path.realpath(dirpath)
-        if real in seen:
+        if real in seen_dirs:
             dirnames[:] = []
             continue
-        seen.add(real)
-        found.extend(Path(dirpath, n) for n in filenames if n.lower().endswith(AUDIO_EXTENSIONS))
+        seen_dirs.add(real)
+        dirnames.sort()
+        if len(here.relative_to(root).parts) >= 1:
+            for name in [d for d in dirnames if (here / d).is_symlink()]:
+                dirnames.remove(name)
+                if skip is not None:
+                    target = os.readlink(here / name)
+                    skip(
+                        here / name,
+                        f"directory link to {target} inside a folder: not followed (it would relabel)",
+                    )
+        for name in filenames:
+            if name.lower().endswith(AUDIO_EXTENSIONS):
+                path = here / name
+                candidates.setdefault(os.path.realpath(path), []).append(path)
+    found = []
+    for paths in candidates.values():
+        keep = min(paths, key=lambda p: (p.is_symlink(), str(p)))  # the file itself before a link to it
+        found.append(keep)
+        for other in paths:
+            if other != keep and skip is not None:
+                skip(other, f"same file as {keep} (a link): not used twice")
     return sorted(found)
 
 

@@ -66,7 +66,7 @@ def scan(
     builder = ScanBuilder(NAME, root, EXPECTED)
     genders = read_genders(root, builder.warnings)
     unknown_gender: set[str] = set()
-    for path in find_audio_files(root):
+    for path in find_audio_files(root, builder.skip):
         match = PATTERN.match(path.stem)
         if match is None:
             builder.skip(path, "name does not match the CREMA-D pattern 1001_DFA_ANG_XX")

@@ -52,7 +52,7 @@ def scan_folder_layout(
     """Scan `root/<label>/...`; shared by the folder and synthetic adapters."""
     regex = compile_speaker_regex(corpus, speaker_regex)
     builder = ScanBuilder(corpus, root, EXPECTED)
-    for path in find_audio_files(root):
+    for path in find_audio_files(root, builder.skip):
         parts = path.relative_to(root).parts
         if len(parts) < 2:
             builder.skip(path, "not inside an emotion folder (expected ROOT/<label>/file)")
@@ -74,8 +74,9 @@ def scan_folder_layout(
         builder.add(path, key=key, speaker=match.group("speaker"), label=label, gender=gender)
     if regex is None:
         builder.warnings.append(
-            f"{corpus}: no speaker_regex given for {root}, so every file is its own speaker and "
-            "folds cannot be speaker-independent"
+            f"{corpus}: no speaker_regex given for {root}, so every file is its own speaker and folds "
+            "cannot be speaker-independent; pass a regex with a (?P<speaker>...) group, e.g. "
+            "--speaker-regex '^(?P<speaker>[A-Za-z0-9]+)_' (data.speaker_regex=...) for spk01_angry_003.wav"
         )
     return builder.finish(check_audio=check_audio, progress=progress)
 

@@ -56,7 +56,7 @@ def scan(
     """Every RAVDESS-named file anywhere below the root (the Kaggle layout nests them in Actor_XX)."""
     root = require_root(NAME, spec.root, EXPECTED)
     builder = ScanBuilder(NAME, root, EXPECTED)
-    for path in find_audio_files(root):
+    for path in find_audio_files(root, builder.skip):
         match = PATTERN.match(path.stem)
         if match is None:
             builder.skip(path, f"name does not match the RAVDESS pattern {EXPECTED.split('/')[1]}")

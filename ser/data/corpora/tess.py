@@ -40,7 +40,7 @@ def scan(
     """TESS-named files anywhere below the root; speaker = first name field, all speakers female."""
     root = require_root(NAME, spec.root, EXPECTED)
     builder = ScanBuilder(NAME, root, EXPECTED)
-    for path in find_audio_files(root):
+    for path in find_audio_files(root, builder.skip):
         if PATTERN.match(path.stem) is None:
             builder.skip(path, "name does not match the TESS pattern SPEAKER_word_emotion")
             continue

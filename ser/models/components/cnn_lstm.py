@@ -3,9 +3,10 @@
 Why: emotion lives partly in how prosody evolves; pooling only the frequency axis keeps every frame for
 the LSTM, and attention pooling lets the model weight the frames that carry the emotion.
 
-Shapes at the defaults (depth 3, channels 32 x2, lstm_hidden 128, bidirectional, 64 mels x 301 frames):
-    [B, 1, 64, 301] -> conv blocks pooling (2, 1) -> [B, 128, 8, 301] -> frames [B, 301, 128 * 8]
-    -> LSTM -> [B, 301, 2 * 128] -> time pooling (last | mean | attention) [B, 256] -> head -> [B, n_classes]
+Shapes at the defaults (depth 3, channels 32 x2, lstm_hidden 128, bidirectional, 64 mels x 151 frames,
+3 s at the 20 ms hop):
+    [B, 1, 64, 151] -> conv blocks pooling (2, 1) -> [B, 128, 8, 151] -> frames [B, 151, 128 * 8]
+    -> LSTM -> [B, 151, 2 * 128] -> time pooling (last | mean | attention) [B, 256] -> head -> [B, n_classes]
 
 Knobs read: depth (1-4 conv blocks), channels, channel_growth, max_channels, kernel_size, kernel_width,
 batch_norm, pool, activation, lstm_hidden, lstm_layers, bidirectional, lstm_pooling, dropout, conv_dropout
@@ -18,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ser.config import ModelConfig
+from ser.config import CHOICES, ModelConfig
 from ser.models.components.common import (
     channel_plan,
     check_choice,
@@ -32,7 +33,7 @@ from ser.models.components.common import (
 from ser.models.components.emotion_detector import ConvStack
 
 MAX_DEPTH = 4
-LSTM_POOLINGS = ("last", "mean", "attention")
+LSTM_POOLINGS = CHOICES["model.lstm_pooling"]
 
 
 class AdditiveAttention(nn.Module):

@@ -10,16 +10,20 @@ from typing import Optional
 
 from torch import nn
 
-from ser.config import ConfigError, ModelConfig
+from ser.config import CHOICES, ConfigError, ModelConfig
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "leaky_relu": nn.LeakyReLU,
-}
-POOLS: dict[str, type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
-DROPOUT_PLACEMENTS = ("none", "conv", "classifier", "both")
+
+def bind(key: str, **modules: type[nn.Module]) -> dict[str, type[nn.Module]]:
+    """Name -> module class for the config key's allowed values (listed once, in CHOICES); an import-time
+    error if they differ, so the schema and the code cannot drift apart."""
+    if set(modules) != set(CHOICES[key]):
+        raise ImportError(f"{key}: modules for {sorted(modules)} but the config allows {list(CHOICES[key])}")
+    return modules
+
+
+ACTIVATIONS = bind("model.activation", relu=nn.ReLU, elu=nn.ELU, gelu=nn.GELU, leaky_relu=nn.LeakyReLU)
+POOLS = bind("model.pool", max=nn.MaxPool2d, avg=nn.AvgPool2d)
+DROPOUT_PLACEMENTS = CHOICES["model.dropout"]
 
 
 class ModelConfigError(ConfigError):

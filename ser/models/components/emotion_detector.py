@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ser.config import ModelConfig
+from ser.config import CHOICES, ModelConfig
 from ser.models.components.common import (
     POOLS,
     channel_plan,
@@ -36,7 +36,7 @@ from ser.models.components.common import (
 )
 
 HEAD_GRID = 4  # the final map is average-pooled to at most HEAD_GRID x HEAD_GRID before the head
-TIME_POOLINGS = ("grid", "stats", "attention")
+TIME_POOLINGS = CHOICES["model.time_pooling"]
 
 
 class ConvStack(nn.Module):

@@ -4,8 +4,8 @@ Why the tweaks: BatchNorm after every conv steadies training at higher learning 
 pooling makes the head's input just the channel count, so the model has far fewer head weights and does
 not care where in time/frequency a cue occurs.
 
-Shapes at the defaults (depth 3, channels 32 x2 per block, 64 mels x 301 frames):
-    [B, 1, 64, 301] -> conv blocks -> [B, 128, 8, 37] -> global average pool [B, 128]
+Shapes at the defaults (depth 3, channels 32 x2 per block, 64 mels x 151 frames: 3 s at the 20 ms hop):
+    [B, 1, 64, 151] -> conv blocks -> [B, 128, 8, 18] -> global average pool [B, 128]
     -> [Dropout] Linear(128, hidden) -> act -> [Dropout] Linear(hidden, n_classes) -> [B, n_classes]
 
 Knobs read: depth, channels, channel_growth, max_channels, kernel_size, kernel_width, pool, activation,

@@ -24,6 +24,7 @@ from torch import nn
 
 from ser.config import ModelConfig
 from ser.models.components.common import (
+    bind,
     channel_plan,
     check_choice,
     check_n_classes,
@@ -34,7 +35,7 @@ from ser.models.components.common import (
 )
 
 CONV_GRID = 8  # the Conv1D map is average-pooled to at most this length before the MLP
-POOLS_1D: dict[str, type[nn.Module]] = {"max": nn.MaxPool1d, "avg": nn.AvgPool1d}
+POOLS_1D = bind("model.pool", max=nn.MaxPool1d, avg=nn.AvgPool1d)
 
 
 class FeatureMLP(nn.Module):

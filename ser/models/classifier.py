@@ -9,95 +9,61 @@ explicit L2 penalty), the optimizer and LR schedule, and per-split metrics. SER 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 from torchmetrics import MeanMetric
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-    MulticlassRecall,
-)
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from ser.config import OptimConfig
-from ser.models.schedules import build_scheduler, validate_schedule
+from ser.models.optim import as_optim_config, build_optimizer, split_decay_params
+from ser.models.schedules import build_scheduler
+from ser.report.metrics import metrics_from_confusion
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
+
+def rng_state(generator: torch.Generator | None) -> dict[str, Any]:
+    """The global torch / numpy / python RNG states and `generator`'s, as checkpoint-safe values."""
+    import random
+
+    import numpy as np
+
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype("int64")), *np_state[2:]],
+        "python": repr(random.getstate()),
+        "generator": None if generator is None else generator.get_state(),
+    }
+
+
+def restore_rng_state(state: dict[str, Any], generator: torch.Generator | None) -> None:
+    import ast
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype("uint32"), *rest))
+    random.setstate(ast.literal_eval(state["python"]))
+    if generator is not None and state.get("generator") is not None:
+        generator.set_state(state["generator"])
 
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite; going on would only waste the run."""
 
 
-def as_optim_config(optim: OptimConfig | Mapping[str, Any] | DictConfig) -> OptimConfig:
-    """Accept the dataclass, a DictConfig or a plain dict (checkpoint hparams); reject unknown keys."""
-    if isinstance(optim, OptimConfig):
-        cfg = optim
-    else:
-        data = OmegaConf.to_container(optim, resolve=True) if isinstance(optim, DictConfig) else dict(optim)
-        known = {f.name for f in dataclasses.fields(OptimConfig)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown optim key(s) {unknown}; known: {sorted(known)}")
-        cfg = OptimConfig(**data)
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optim.optimizer={cfg.optimizer!r} is not one of {list(OPTIMIZERS)}")
-    for key in ("lr", "l2", "weight_decay", "momentum"):
-        if getattr(cfg, key) < 0 or not math.isfinite(getattr(cfg, key)):
-            raise ValueError(f"optim.{key}={getattr(cfg, key)} must be a finite number >= 0")
-    if not 0.0 <= cfg.label_smoothing < 1.0:
-        raise ValueError(f"optim.label_smoothing={cfg.label_smoothing} must be in [0, 1)")
-    if not 0.0 <= cfg.ema_decay < 1.0:
-        raise ValueError(f"optim.ema_decay={cfg.ema_decay} must be in [0, 1) (0 = off)")
-    validate_schedule(cfg)
-    return cfg
-
-
-def split_decay_params(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """(weights, others): matrices and kernels (ndim >= 2) get L2 / weight decay; biases and
-    normalisation scales (ndim 1) do not, since shrinking them only shifts or rescales activations."""
-    weights, others = [], []
-    for p in module.parameters():
-        if p.requires_grad:
-            (weights if p.ndim >= 2 else others).append(p)
-    return weights, others
-
-
-def build_optimizer(module: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """Adam, AdamW or SGD with `weight_decay` on the weights only (two parameter groups).
-
-    For adamw the decay is decoupled (Loshchilov & Hutter); for adam and sgd it is the optimizer's
-    classic coupled decay (added to the gradient). `optim.l2` is a separate, explicit loss term.
-    """
-    weights, others = split_decay_params(module)
-    groups = [
-        {"params": weights, "weight_decay": cfg.weight_decay},
-        {"params": others, "weight_decay": 0.0},
-    ]
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=False)
-
-
-def _split_metrics(n_classes: int, full: bool) -> nn.ModuleDict:
-    metrics: dict[str, nn.Module] = {
-        "loss": MeanMetric(),
-        "wa": MulticlassAccuracy(n_classes, average="micro"),
-        "uar": MulticlassRecall(n_classes, average="macro"),
-    }
-    if full:
-        metrics["f1"] = MulticlassF1Score(n_classes, average="macro")
-        metrics["confusion"] = MulticlassConfusionMatrix(n_classes)
-    return nn.ModuleDict(metrics)
+def _split_metrics(n_classes: int) -> nn.ModuleDict:
+    """The loss mean and the confusion matrix; every other metric is computed from the confusion matrix
+    (`metrics_from_confusion`), the same way for torch models, the SVM and `ser evaluate`. torchmetrics
+    syncs both across DDP workers."""
+    return nn.ModuleDict({"loss": MeanMetric(), "confusion": MulticlassConfusionMatrix(n_classes)})
 
 
 class EmotionClassifier(L.LightningModule):
@@ -106,7 +72,10 @@ class EmotionClassifier(L.LightningModule):
     Training applies `wave_augment` -> `frontend` -> `spec_augment` -> `mixup` (each optional);
     validation, test and predict apply the front end only. After `trainer.test`, `test_results` holds
     wa, uar, f1, per-class recall and the confusion matrix (rows = true label); `val_results` the same
-    for the last validation epoch.
+    for the last validation epoch. UA and macro-F1 average over the classes present in the split.
+
+    `generator` is the one source of the run's augmentation randomness; its state travels in checkpoints
+    (with the global RNGs), so a resumed fit draws what an uninterrupted one would have drawn.
     """
 
     def __init__(
@@ -120,6 +89,7 @@ class EmotionClassifier(L.LightningModule):
         spec_augment: nn.Module | None = None,
         wave_augment: nn.Module | None = None,
         mixup: nn.Module | None = None,
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         if n_classes < 2:
@@ -138,6 +108,7 @@ class EmotionClassifier(L.LightningModule):
         self.spec_augment = spec_augment
         self.wave_augment = wave_augment
         self.mixup = mixup
+        self.generator = generator
         self.n_classes = n_classes
         self.labels = labels
         if class_weights is not None:
@@ -146,10 +117,9 @@ class EmotionClassifier(L.LightningModule):
                 raise ValueError(f"class_weights must be {n_classes} positive numbers, got {class_weights}")
         self.register_buffer("class_weights", class_weights)
         # Separate metric state per split (attributes, since nn.ModuleDict cannot hold a key "train").
-        self.train_metrics = _split_metrics(n_classes, full=False)
-        self.val_metrics = _split_metrics(n_classes, full=True)
-        self.test_metrics = _split_metrics(n_classes, full=True)
-        self.uar_best = -math.inf
+        self.train_metrics = _split_metrics(n_classes)
+        self.val_metrics = _split_metrics(n_classes)
+        self.test_metrics = _split_metrics(n_classes)
         self.val_results: dict[str, Any] = {}
         self.test_results: dict[str, Any] = {}
 
@@ -240,42 +210,32 @@ class EmotionClassifier(L.LightningModule):
     def _update(self, stage: str, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         m = getattr(self, f"{stage}_metrics")
         m["loss"].update(loss, weight=y.shape[0])
-        preds = logits.argmax(dim=-1)
-        for name, metric in m.items():
-            if name != "loss":
-                metric.update(preds, y)
+        m["confusion"].update(logits.argmax(dim=-1), y)
 
     def _compute(self, stage: str) -> dict[str, Any]:
-        """Compute and reset one split's metrics; returns tensors for logging plus plain results."""
+        """Compute and reset one split's metrics: loss, wa, uar, f1, per-class recall, confusion."""
         m = getattr(self, f"{stage}_metrics")
-        values = {name: metric.compute() for name, metric in m.items()}
+        loss = float(m["loss"].compute())
+        confusion = m["confusion"].compute().long().cpu().tolist()
         for metric in m.values():
             metric.reset()
-        return values
+        return {"loss": loss, **metrics_from_confusion(confusion, self.labels)}
 
-    def _results(self, values: dict[str, Any]) -> dict[str, Any]:
-        confusion = values["confusion"].long().cpu()
-        support = confusion.sum(dim=1)
-        recall = {
-            label: (float(confusion[i, i] / support[i]) if support[i] > 0 else None)
-            for i, label in enumerate(self.labels)
-        }
+    def epoch_train_metrics(self) -> dict[str, float]:
+        """This epoch's training metrics so far, without resetting them: Lightning logs the epoch's training
+        metrics only after validation, but a sweep reports at validation end."""
+        m = self.train_metrics
+        if int(m["confusion"].confmat.sum()) == 0:
+            return {}
+        values = metrics_from_confusion(m["confusion"].confmat.long().cpu().tolist(), self.labels)
         return {
-            "loss": float(values["loss"]),
-            "wa": float(values["wa"]),
-            "uar": float(values["uar"]),
-            "f1": float(values["f1"]),
-            "labels": list(self.labels),
-            "per_class_recall": recall,
-            "confusion": confusion.tolist(),
+            "train/loss": float(m["loss"].compute()),
+            **{f"train/{k}": values[k] for k in ("wa", "uar", "f1")},
         }
 
     def _log_split(self, stage: str, values: dict[str, Any]) -> None:
         for name in ("loss", "wa", "uar", "f1"):
-            if name in values:
-                self.log(
-                    f"{stage}/{name}", values[name], on_step=False, on_epoch=True, prog_bar=name == "uar"
-                )
+            self.log(f"{stage}/{name}", values[name], on_step=False, on_epoch=True, prog_bar=name == "uar")
 
     def on_train_epoch_end(self) -> None:
         self._log_split("train", self._compute("train"))
@@ -285,20 +245,19 @@ class EmotionClassifier(L.LightningModule):
         if self.trainer.sanity_checking:  # a couple of batches before training: not a real epoch
             return
         self._log_split("val", values)
-        self.val_results = self._results(values)
-        self.uar_best = max(self.uar_best, self.val_results["uar"])
-        self.log("val/uar_best", self.uar_best, on_step=False, on_epoch=True)
+        self.val_results = values
 
     def on_test_epoch_end(self) -> None:
         values = self._compute("test")
         self._log_split("test", values)
-        self.test_results = self._results(values)
+        self.test_results = values
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["val_uar_best"] = self.uar_best
+        checkpoint["rng"] = rng_state(self.generator)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.uar_best = checkpoint.get("val_uar_best", -math.inf)
+        if "rng" in checkpoint and self.trainer.state.fn == "fit":  # resuming: draw on where it stopped
+            restore_rng_state(checkpoint["rng"], self.generator)
 
     # ---- optimisation ----------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

@@ -1,8 +1,7 @@
-"""`ser fit | evaluate | predict | data | sweep`: a thin layer over library functions.
+"""`ser fit | evaluate | predict | live | serve | data | configs | sweep`: thin commands over the library.
 
-Every command takes dotted `key=value` overrides of the config schema (ser/config.py). Errors that a user
-can fix (bad config key, missing corpus, unreadable checkpoint) print one clear line and exit non-zero,
-without a traceback.
+Every command takes dotted `key=value` overrides of the config schema (ser/config/schema.py); errors a user
+can fix print one `ser: error: ...` line and exit 2 (ser/cli/errors.py).
 """
 
 from __future__ import annotations
@@ -12,48 +11,10 @@ import json
 import sys
 from collections.abc import Sequence
 
+from ser.cli.args import split_overrides
+from ser.cli.errors import run_reporting_errors
 
-class UserError(Exception):
-    """An error caused by the input, reported without a traceback."""
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from ser.config import ConfigError
-    from ser.data.types import CorpusError
-
-    errors: list[type[BaseException]] = [UserError, ConfigError, CorpusError, FileNotFoundError]
-    try:
-        from ser.models.registry import ModelConfigError
-
-        errors.append(ModelConfigError)
-    except ImportError:  # pragma: no cover - models not installed
-        pass
-    try:
-        from ser.models.module import TrainingDiverged
-
-        errors.append(TrainingDiverged)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from ser.checkpoint import CheckpointError
-
-        errors.append(CheckpointError)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from ser.data.audio import AudioError
-
-        errors.append(AudioError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
-
-
-def _split_overrides(items: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Separate `key=value` overrides from positional arguments."""
-    overrides = [i for i in items if "=" in i and not i.startswith("-")]
-    rest = [i for i in items if i not in overrides]
-    return overrides, rest
+CONFIG_HELP = "a YAML file of differences or a packaged preset by name (`ser configs` lists them); repeatable"
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -81,19 +42,39 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------- configs
+def cmd_configs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ser.config import list_presets
+
+    table = Table(title="packaged configs: ser fit --config NAME", box=None, pad_edge=False)
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("what it is")
+    for name, comment in list_presets():
+        table.add_row(name, comment)
+    Console().print(table)
+    return 0
+
+
 # ------------------------------------------------------------------------------------------- training
 def cmd_fit(args: argparse.Namespace) -> int:
-    from ser.config import load_config
-    from ser.train import fit_folds
+    from ser.config import load_config, to_yaml
 
     cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(to_yaml(cfg), end="")
+        return 0
+    from ser.training.fit import fit_folds
+
     result = fit_folds(cfg)
-    print(f"run directory: {result['run_dir']}")
+    print(f"run directory: {result.run_dir}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ser.evaluate import evaluate_checkpoint
+    from ser.training.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, args.config, args.overrides, out_dir=args.out)
     print(f"results: {result['out_dir']}")
@@ -101,7 +82,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ser.predict import predict_paths, print_predictions
+    from ser.inference.predict import predict_paths, print_predictions
 
     results = predict_paths(
         args.checkpoint, args.audio, window=args.window, hop=args.hop, speaker_per_file=args.speaker_per_file
@@ -117,14 +98,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from ser.sweep.__main__ import main as sweep_main
+def cmd_sweep(argv: Sequence[str]) -> int:
+    from ser.cli.sweep import main as sweep_main
 
-    return sweep_main(args.sweep_args)
+    return sweep_main(argv)
 
 
 # -------------------------------------------------------------------------------------------- parser
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from ser.config import CHOICES
+
     parser = argparse.ArgumentParser(
         prog="ser",
         description="Speech emotion recognition: corpora, training, evaluation and sweeps.",
@@ -132,13 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    fit = sub.add_parser("fit", help="train one fold (data.fold=N) or every fold (data.fold=all)")
-    fit.add_argument("--config", action="append", default=[], help="YAML file(s) of differences")
+    fit = sub.add_parser(
+        "fit",
+        help="train one fold (data.fold=N) or every fold (data.fold=all)",
+        description="Train the config's speaker folds. The checkpoint is chosen on validation "
+        "(trainer.monitor) and the test split scored once.",
+        epilog="See the resolved config with --print-config; list packaged recipes with `ser configs` "
+        "(e.g. `ser fit --config ravdess data.root=PATH data.fold=all`).",
+    )
+    fit.add_argument("--config", action="append", default=[], help=CONFIG_HELP)
+    fit.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     fit.set_defaults(func=cmd_fit)
 
     ev = sub.add_parser("evaluate", help="score a checkpoint on a corpus/fold")
     ev.add_argument("checkpoint")
-    ev.add_argument("--config", action="append", default=[], help="YAML file(s) applied on top")
+    ev.add_argument("--config", action="append", default=[], help=CONFIG_HELP + "; applied on top")
     ev.add_argument("--out", default=None, help="output directory (default: next to the checkpoint)")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -146,8 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("checkpoint")
     pr.add_argument("audio", nargs="+", help="audio files or folders")
     pr.add_argument("--json", action="store_true", help="one JSON object per line")
-    pr.add_argument("--window", type=float, default=None, help="window seconds (default: training length)")
-    pr.add_argument("--hop", type=float, default=None, help="hop seconds (default: half a window)")
+    pr.add_argument(
+        "--window", type=positive_float, default=None, help="window seconds (default: training length)"
+    )
+    pr.add_argument("--hop", type=positive_float, default=None, help="hop seconds (default: half a window)")
     pr.add_argument(
         "--speaker-per-file",
         action="store_true",
@@ -155,47 +158,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.set_defaults(func=cmd_predict)
 
-    from ser.live import add_live_parser
-    from ser.serve import add_serve_parser
+    from ser.cli.live import add_live_parser
+    from ser.cli.serve import add_serve_parser
 
     add_live_parser(sub)
     add_serve_parser(sub)
+
+    cf = sub.add_parser("configs", help="list the packaged config presets (--config NAME)")
+    cf.set_defaults(func=cmd_configs)
 
     data = sub.add_parser("data", help="inspect a corpus or write the synthetic one")
     dsub = data.add_subparsers(dest="data_command", required=True)
     ins = dsub.add_parser("inspect", help="counts, durations and skipped files of a corpus")
     ins.add_argument("root", nargs="?", default=None, help="corpus root (not needed for synthetic)")
-    ins.add_argument("--corpus", default="synthetic", help="ravdess | crema_d | tess | folder | synthetic")
+    ins.add_argument("--corpus", default="synthetic", choices=CHOICES["data.corpus"], help="corpus layout")
     ins.add_argument("--speaker-regex", default=None, help="folder layout: regex with a 'speaker' group")
     ins.add_argument("--json", action="store_true", help="print one JSON object")
     ins.add_argument("--compact", action="store_true", help="JSON on one line")
     ins.set_defaults(func=cmd_data_inspect)
     syn = dsub.add_parser("synth", help="write the synthetic corpus as WAV in a real corpus's layout")
     syn.add_argument("out")
-    syn.add_argument("--style", default="folder", choices=["ravdess", "crema_d", "tess", "folder"])
+    from ser.data.synthetic import STYLES
+
+    syn.add_argument("--style", default="folder", choices=STYLES)
     syn.set_defaults(func=cmd_data_synth)
 
-    sw = sub.add_parser("sweep", help="run a sweep (same as python -m ser.sweep)", add_help=False)
-    sw.set_defaults(func=cmd_sweep)
+    sub.add_parser(
+        "sweep", help="run a sweep (same as python -m ser.sweep; see `ser sweep --help`)", add_help=False
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "sweep":
-        return cmd_sweep(argparse.Namespace(sweep_args=argv[1:]))
-    overrides, rest = _split_overrides(argv)
+        return cmd_sweep(argv[1:])
+    overrides, rest = split_overrides(argv)
     args = build_parser().parse_args(rest)
     args.overrides = overrides
-    errors = _user_errors()
-    try:
-        return int(args.func(args) or 0)
-    except errors as exc:
-        print(f"ser: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("ser: interrupted", file=sys.stderr)
-        return 130
+    return run_reporting_errors(lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -1,21 +1,14 @@
-"""Structured configuration for every `ser` command.
+"""The config schema: one tree of dataclasses for every `ser` command, and the values each key allows.
 
-One tree of dataclasses is the schema; YAML files under `configs/` and `sweeps/` hold only differences
-from it, and dotted `key=value` overrides go last. OmegaConf rejects an unknown key or a wrong type at
-load time, and `load_config` re-raises that as a `ConfigError` naming the key, so a typo in a sweep
-never silently trains the default.
+YAML presets (ser/config/presets) and sweep files hold only differences from these defaults; `load.py`
+merges them and `validate.py` checks what the types cannot (ranges, enumerations). Nothing here imports
+torch or lightning, so a config loads (and `ser --help` runs) without them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
-
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+from typing import Any, Dict, List, Optional
 
 
 class ConfigError(ValueError):
@@ -101,6 +94,15 @@ class AugmentConfig:
 
 
 @dataclass
+class HoldoutConfig:
+    """Test speakers reserved from every fold, CV trial and sweep; scored once by `ser holdout`."""
+
+    speakers: List[str] = field(default_factory=list)  # ids as the corpus names them ("01" or "ravdess:01")
+    fraction: float = 0.0  # or this share of the speakers, gender-balanced, drawn with `seed`
+    seed: int = 0
+
+
+@dataclass
 class DataConfig:
     """Which corpora, which fold, and how batches are made."""
 
@@ -123,6 +125,7 @@ class DataConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
 
 
 @dataclass
@@ -187,6 +190,7 @@ class TrainerConfig:
     precision: str = "32-true"
     seed: int = 0
     deterministic: bool = False
+    monitor: str = "val/uar"  # the selection metric: best checkpoint, early stopping, sweep ranking
     early_stopping_patience: int = 0  # 0 = off
     limit_train_batches: float = 1.0
     limit_val_batches: float = 1.0
@@ -256,7 +260,7 @@ class SweepConfig:
     """A sweep file: base config(s), fixed overrides, a search space of dotted keys, and how to search."""
 
     name: str = "sweep"
-    base: List[str] = field(default_factory=list)  # config YAML files, relative to the sweep file
+    base: List[str] = field(default_factory=list)  # presets by name, or YAML files relative to the sweep file
     fixed: Dict[str, Any] = field(default_factory=dict)
     space: Dict[str, Any] = field(default_factory=dict)
     metric: str = "val/uar"
@@ -274,96 +278,49 @@ class SweepConfig:
     keep_checkpoints: int = 1
 
 
-def _raise_named(exc: OmegaConfBaseException, source: str) -> None:
-    key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
-    msg = (getattr(exc, "msg", None) or str(exc)).splitlines()[0]
-    where = f" in {source}" if source else ""
-    raise ConfigError(f"invalid config key '{key}'{where}: {msg}") from None
+# What each model family eats: a spectrogram (channels, n_mels, frames) or a fixed vector (193 values).
+# The family names are listed here once; `CHOICES["model.name"]` and the model registry follow it.
+MODEL_INPUTS: dict[str, str] = {
+    "emotion_detector": "spectrogram",
+    "emotion_detector2": "spectrogram",
+    "sentan": "spectrogram",
+    "cnn_lstm": "spectrogram",
+    "feature_mlp": "vector",
+    "svm": "vector",
+}
 
-
-def merge_into(base: DictConfig, other: Any, source: str = "") -> DictConfig:
-    """Merge a mapping (YAML content or dotlist) into a structured config, naming bad keys."""
-    try:
-        return OmegaConf.merge(base, other)  # type: ignore[return-value]
-    except OmegaConfBaseException as exc:
-        _raise_named(exc, source)
-        raise  # unreachable
-
-
-def parse_overrides(overrides: Sequence[str]) -> DictConfig:
-    """Parse `a.b=c` strings; a malformed one is a ConfigError naming it."""
-    for item in overrides:
-        if "=" not in item or item.startswith("="):
-            raise ConfigError(f"override '{item}' is not of the form key=value")
-    try:
-        return OmegaConf.from_dotlist(list(overrides))
-    except OmegaConfBaseException as exc:
-        _raise_named(exc, "overrides")
-        raise
-
-
-def read_yaml(path: str | Path) -> DictConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        loaded = OmegaConf.load(path)
-    except Exception as exc:  # yaml.YAMLError and friends
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    if not isinstance(loaded, DictConfig):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    return loaded
-
-
-def load_config(
-    files: Sequence[str | Path] = (), overrides: Sequence[str] = (), defaults: bool = True
-) -> DictConfig:
-    """Schema, then `configs/default.yaml`, then each file, then `key=value` overrides."""
-    cfg: DictConfig = OmegaConf.structured(RootConfig)
-    default_file = CONFIG_DIR / "default.yaml"
-    layers: list[tuple[Path, DictConfig]] = []
-    if defaults and default_file.is_file():
-        layers.append((default_file, read_yaml(default_file)))
-    layers.extend((Path(f), read_yaml(f)) for f in files)
-    for path, layer in layers:
-        cfg = merge_into(cfg, layer, str(path))
-    cfg = merge_into(cfg, parse_overrides(overrides), "overrides")
-    validate(cfg)
-    return cfg
-
-
+# Every enumerated value, listed once: validation reads it, and the registries that bind names to code
+# (models, corpora, optimisers) are checked against it when they are built.
 CHOICES: dict[str, tuple[str, ...]] = {
+    "data.corpus": ("ravdess", "crema_d", "tess", "folder", "synthetic"),
     "data.audio.crop": ("center", "start"),
     "data.audio.normalize": ("none", "peak", "rms"),
     "data.features.kind": ("auto", "logmel", "mfcc", "handcrafted"),
     "data.features.normalize": ("none", "utterance", "train", "speaker"),
+    "model.name": tuple(MODEL_INPUTS),
     "model.pool": ("max", "avg"),
     "model.time_pooling": ("grid", "stats", "attention"),
     "model.activation": ("relu", "elu", "gelu", "leaky_relu"),
     "model.dropout": ("none", "conv", "classifier", "both"),
     "model.lstm_pooling": ("last", "mean", "attention"),
+    "model.svm_kernel": ("linear", "rbf", "poly", "sigmoid"),
+    "model.svm_class_weight": ("none", "balanced"),
     "optim.optimizer": ("adam", "adamw", "sgd"),
     "optim.schedule": ("constant", "tristage", "plateau", "cosine"),
+    "trainer.accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),
+    "trainer.precision": ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true"),
+    "trainer.monitor": ("val/uar", "val/wa", "val/f1", "val/loss"),
+    "wandb.mode": ("offline", "online", "disabled"),
+}
+# Sweep-file enumerations (SweepConfig), same rule.
+SWEEP_CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": ("max", "min"),
+    "scheduler.name": ("asha", "fifo", "median"),
+    "searcher.name": ("random", "optuna"),
     "wandb.mode": ("offline", "online", "disabled"),
 }
 
 
-def validate(cfg: DictConfig) -> None:
-    """Check what the type system cannot: enumerated string values, the fold, optimiser ranges."""
-    for key, allowed in CHOICES.items():
-        value = OmegaConf.select(cfg, key)
-        if value not in allowed:
-            raise ConfigError(f"invalid config key '{key}': {value!r} is not one of {list(allowed)}")
-    fold = str(cfg.data.fold)
-    if fold != "all" and not fold.lstrip("-").isdigit():
-        raise ConfigError(f"invalid config key 'data.fold': {fold!r} is not a fold index or 'all'")
-    from ser.models.module import as_optim_config  # late: that module imports this one
-
-    try:
-        as_optim_config(cfg.optim)
-    except ValueError as exc:  # ranges: lr >= 0, label_smoothing and ema_decay in [0, 1), schedule fractions
-        raise ConfigError(f"invalid config: {exc}") from None
-
-
-def to_yaml(cfg: DictConfig) -> str:
-    return OmegaConf.to_yaml(cfg, resolve=True)
+def monitor_mode(metric: str) -> str:
+    """'min' for losses, 'max' for the recall/accuracy/F1 metrics."""
+    return "min" if metric.endswith("loss") else "max"

@@ -1,23 +1,24 @@
-"""`ser evaluate`: score a checkpoint on a corpus / fold, writing the same metrics and plots as `ser fit`."""
+"""`ser evaluate`: score a checkpoint on a corpus / fold with the same trainer factory, result type and
+`metrics.json` schema as `ser fit`, and the same plots."""
 
 from __future__ import annotations
 
-import json
+import time
 import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import lightning as L
-import numpy as np
 from omegaconf import DictConfig
 
-from ser.checkpoint import CheckpointError, read_checkpoint, restore_classifier
-from ser.config import merge_into, parse_overrides, read_yaml, validate
+from ser.config import merge_into, monitor_mode, parse_overrides, read_layers, validate
 from ser.data.datamodule import SERDataModule, prepare_data
 from ser.data.folds import parse_fold
-from ser.report import mean_sd, plot_confusion
+from ser.inference.checkpoint import CheckpointError, read_checkpoint, restore_classifier
+from ser.training.fit import write_run
+from ser.training.result import FoldResult, Selection
+from ser.training.trainer import make_trainer
 
 
 def _config(
@@ -25,8 +26,9 @@ def _config(
 ) -> DictConfig:
     cfg = base.copy()
     cfg.data.fold = str(default_fold)
-    for f in files:
-        cfg = merge_into(cfg, read_yaml(f), str(f))
+    for item in files:
+        for path, layer in read_layers(item):
+            cfg = merge_into(cfg, layer, str(path))
     cfg = merge_into(cfg, parse_overrides(overrides), "overrides")
     cfg.trainer.progress_bar = False
     validate(cfg)
@@ -45,6 +47,7 @@ def evaluate_checkpoint(
     overrides: Sequence[str] = (),
     out_dir: str | Path | None = None,
 ) -> dict[str, Any]:
+    start = time.perf_counter()
     ckpt = read_checkpoint(checkpoint)
     cfg = _config(ckpt.cfg, config_files, overrides, int(ckpt.info.get("fold", 0)))
     prepared = prepare_data(cfg, progress=True)
@@ -55,8 +58,10 @@ def evaluate_checkpoint(
         )
     out = Path(out_dir) if out_dir else ckpt.path.parent / f"eval-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
-    results = []
+    metric = str(cfg.trainer.monitor)
+    folds = []
     for index in parse_fold(str(cfg.data.fold), len(prepared.folds)):
+        fold_start = time.perf_counter()
         dm = SERDataModule(cfg, prepared, index)
         leaked = leaked_speakers(ckpt.info, dm.fold.test)
         if leaked:
@@ -66,34 +71,27 @@ def evaluate_checkpoint(
                 stacklevel=2,
             )
         model = restore_classifier(ckpt, cfg)
-        trainer = L.Trainer(
-            accelerator=cfg.trainer.accelerator,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        )
+        trainer = make_trainer(cfg, out, training=False)
         trainer.test(model, datamodule=dm, verbose=False)
-        test = dict(model.test_results)
-        plot_confusion(
-            test["confusion"], prepared.labels, out / f"confusion_matrix_fold{index}.png", f"fold {index}"
+        folds.append(
+            FoldResult(
+                fold=index,
+                speakers=dm.split_speakers(),
+                sizes=dm.split_sizes(),
+                test=dict(model.test_results),
+                selection=Selection(metric=metric, mode=monitor_mode(metric), best=None, epoch=None),
+                parameters=sum(p.numel() for p in model.net.parameters()),
+                wall_seconds=time.perf_counter() - fold_start,
+                checkpoint=str(ckpt.path),
+                warnings=[*dm.fold.warnings, *([f"leaked test speakers {leaked}"] if leaked else [])],
+            )
         )
-        results.append(
-            {"fold": index, "test_speakers": list(dm.fold.test), "leaked_speakers": leaked, "test": test}
-        )
-    confusion = np.sum([r["test"]["confusion"] for r in results], axis=0).tolist()
-    plot_confusion(confusion, prepared.labels, out / "confusion_matrix.png", f"{ckpt.path.name}: test")
-    metrics = {
-        "checkpoint": str(ckpt.path),
-        "labels": prepared.labels,
-        "folds": results,
-        "summary": {f"test/{k}": mean_sd([r["test"][k] for r in results]) for k in ("wa", "uar", "f1")},
-        "confusion_total": confusion,
-        "skipped": [{"path": s.path, "reason": s.reason} for s in prepared.skipped],
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    metrics = write_run(
+        out, cfg, prepared, folds, time.perf_counter() - start, extra={"checkpoint": str(ckpt.path)}
+    )
     summary = metrics["summary"]
     print(
         f"WA {summary['test/wa']['mean']:.3f}  UA {summary['test/uar']['mean']:.3f}  "
-        f"macro-F1 {summary['test/f1']['mean']:.3f}  over folds {[r['fold'] for r in results]}"
+        f"macro-F1 {summary['test/f1']['mean']:.3f}  over folds {[f.fold for f in folds]}"
     )
-    return {"out_dir": out, "metrics": metrics}
+    return {"out_dir": out, "metrics": metrics, "folds": folds}

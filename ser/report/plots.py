@@ -1,8 +1,7 @@
-"""Plots and tables people would rather look at than read: confusion matrices, curves, summaries."""
+"""Plots people would rather look at than read: confusion matrices and training curves."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -11,38 +10,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-
-def classification_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]
-) -> dict[str, object]:
-    """WA (accuracy), UA (macro recall over classes present), macro-F1, per-class recall, confusion."""
-    n = len(labels)
-    confusion = np.zeros((n, n), dtype=np.int64)
-    np.add.at(confusion, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    support = confusion.sum(axis=1)
-    predicted = confusion.sum(axis=0)
-    tp = np.diag(confusion).astype(np.float64)
-    present = support > 0
-    recall = np.divide(tp, support, out=np.zeros(n), where=present)
-    precision = np.divide(tp, predicted, out=np.zeros(n), where=predicted > 0)
-    f1 = np.divide(
-        2 * precision * recall, precision + recall, out=np.zeros(n), where=(precision + recall) > 0
-    )
-    return {
-        "wa": float(tp.sum() / max(support.sum(), 1)),
-        "uar": float(recall[present].mean()) if present.any() else 0.0,
-        "f1": float(f1[present].mean()) if present.any() else 0.0,
-        "per_class_recall": {label: float(r) for label, r, p in zip(labels, recall, present) if p},
-        "confusion": confusion.tolist(),
-    }
-
-
-def mean_sd(values: Sequence[float]) -> dict[str, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    arr = np.asarray(values, dtype=np.float64)
-    sd = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-    return {"mean": float(arr.mean()) if len(arr) else math.nan, "sd": sd, "n": len(arr)}
 
 
 def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: Path, title: str) -> Path:
@@ -102,31 +69,3 @@ def plot_curves(histories: Mapping[str, Sequence[Mapping[str, float]]], path: Pa
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def summary_table(
-    fold_results: Sequence[Mapping[str, object]], summary: Mapping[str, Mapping[str, float]], title: str
-):
-    """A rich table: one row per fold, then mean +- sd."""
-    from rich.table import Table
-
-    table = Table(title=title)
-    for column in ("fold", "test speakers", "WA", "UA", "macro-F1", "epochs", "seconds"):
-        table.add_column(column, justify="right" if column not in ("test speakers",) else "left")
-    for r in fold_results:
-        test = r["test"]
-        table.add_row(
-            str(r["fold"]),
-            ",".join(r["speakers"]["test"]),
-            f"{test['wa']:.3f}",
-            f"{test['uar']:.3f}",
-            f"{test['f1']:.3f}",
-            str(r["epochs"]),
-            f"{r['wall_seconds']:.0f}",
-        )
-    if len(fold_results) > 1:
-        cells = [
-            f"{summary[k]['mean']:.3f} ± {summary[k]['sd']:.3f}" for k in ("test/wa", "test/uar", "test/f1")
-        ]
-        table.add_row("mean ± sd", "", *cells, "", "", style="bold")
-    return table

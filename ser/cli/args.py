@@ -1,0 +1,25 @@
+"""Telling dotted `key=value` overrides from positional arguments, the same way in every command.
+
+An argument is an override only when what precedes its first `=` is a dotted config key
+(`model.depth=4`, `data.root=/a=b`). A path that contains `=` (every sweep trial folder does:
+`.../optim_lr=0.0100_.../fold_0/best.ckpt`) is a path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")
+
+
+def is_override(item: str) -> bool:
+    return bool(OVERRIDE.match(item)) and not Path(item).exists()
+
+
+def split_overrides(items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(overrides, everything else), each in the order given."""
+    overrides = [i for i in items if is_override(i)]
+    rest = [i for i in items if not is_override(i)]
+    return overrides, rest

@@ -1,0 +1,54 @@
+"""`ser sweep SWEEP.yaml [key=value ...] [--resume] [--address auto] [--no-wandb] [--report]`
+(also `python -m ser.sweep ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ser.cli.args import split_overrides
+from ser.cli.errors import INTERRUPTED, run_reporting_errors
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ser.sweep",
+        description="Run a hyperparameter sweep (Ray Tune, ASHA by default) from a sweep YAML file.",
+        epilog=(
+            "Overrides: key=value sets the trials' base config (e.g. data.root=PATH); "
+            "sweep.key=value sets the sweep itself (e.g. sweep.num_samples=8 sweep.scheduler.max_t=20)."
+        ),
+    )
+    parser.add_argument("sweep_file")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted sweep of the same name"
+    )
+    parser.add_argument("--address", default=None, help="Ray cluster address (e.g. auto); default: local")
+    parser.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
+    parser.add_argument(
+        "--report", action="store_true", help="only rebuild leaderboard and plots from the results on disk"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0 when the sweep finished, 130 when interrupted (it says how to resume), 2 for bad input."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides, rest = split_overrides(argv)
+    args = build_parser().parse_args(rest)
+
+    def run() -> int:
+        from ser.sweep.run import report_sweep, run_sweep
+        from ser.sweep.spec import load_sweep
+
+        plan = load_sweep(args.sweep_file, overrides)
+        if args.report:
+            report_sweep(plan)
+            return 0
+        outcome = run_sweep(
+            plan, resume=args.resume, address=args.address, wandb=False if args.no_wandb else None
+        )
+        return INTERRUPTED if outcome.get("interrupted") else 0
+
+    return run_reporting_errors(run, prog="ser sweep")

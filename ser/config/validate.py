@@ -1,0 +1,183 @@
+"""What the schema's types cannot say: enumerations, numeric ranges and keys that constrain each other.
+
+Every check raises a `ConfigError` that names the key, so `ser fit`, a sweep file's `fixed` and `space`
+values and a checkpoint's stored config are all refused at load time with one line, before any data is
+read or any trial starts (a bad value used to surface as a traceback deep inside training).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from ser.config.schema import CHOICES, ConfigError
+
+# key -> (low, high, low inclusive?) for numbers; None = unbounded on that side
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "data.batch_size": (1, None, True),
+    "data.num_workers": (0, None, True),
+    "data.val_folds": (0, None, True),
+    "data.device_max_mb": (0, None, True),
+    "data.holdout.fraction": (0, 1, True),
+    "data.synthetic.speakers": (2, None, True),
+    "data.synthetic.per_label": (1, None, True),
+    "data.synthetic.duration": (0, 60, False),
+    "data.synthetic.sample_rate": (1000, 192000, True),
+    "data.synthetic.variability": (0, None, True),
+    "data.audio.sample_rate": (1000, 192000, True),
+    "data.audio.duration": (0, 600, False),
+    "data.features.n_mels": (1, None, True),
+    "data.features.n_fft": (2, None, True),
+    "data.features.hop_length": (1, None, True),
+    "data.features.n_mfcc": (1, None, True),
+    "data.features.fmin": (0, None, True),
+    "data.features.deltas": (0, 2, True),
+    "data.augment.freq_masks": (0, None, True),
+    "data.augment.freq_width": (0, None, True),
+    "data.augment.time_masks": (0, None, True),
+    "data.augment.time_width": (0, None, True),
+    "data.augment.shift_max": (0, None, True),
+    "data.augment.speed_min": (0, None, False),
+    "data.augment.pitch_semitones": (0, 12, True),
+    "data.augment.mixup_alpha": (0, None, True),
+    "data.augment.freq_warp_max": (0, 0.5, True),
+    "data.augment.time_stretch_max": (0, 0.5, True),
+    "model.depth": (1, None, True),
+    "model.channels": (1, None, True),
+    "model.channel_growth": (0, None, False),
+    "model.max_channels": (1, None, True),
+    "model.kernel_size": (1, None, True),
+    "model.kernel_width": (1, None, True),
+    "model.conv_dropout": (0, 1, True),
+    "model.classifier_dropout": (0, 1, True),
+    "model.hidden": (1, None, True),
+    "model.classifier_layers": (1, None, True),
+    "model.lstm_hidden": (1, None, True),
+    "model.lstm_layers": (1, None, True),
+    "model.svm_c": (0, None, False),
+    "optim.lr": (0, None, True),
+    "optim.beta1": (0, 1, True),
+    "optim.beta2": (0, 1, True),
+    "optim.momentum": (0, None, True),
+    "optim.weight_decay": (0, None, True),
+    "optim.l2": (0, None, True),
+    "optim.warmup_frac": (0, 1, True),
+    "optim.hold_frac": (0, 1, True),
+    "optim.final_lr_scale": (0, 1, True),
+    "optim.plateau_patience": (0, None, True),
+    "optim.plateau_factor": (0, 1, False),
+    "optim.label_smoothing": (0, 1, True),
+    "optim.grad_clip": (0, None, True),
+    "optim.ema_decay": (0, 1, True),
+    "trainer.max_epochs": (1, None, True),
+    "trainer.early_stopping_patience": (0, None, True),
+    "trainer.limit_train_batches": (0, None, False),
+    "trainer.limit_val_batches": (0, None, False),
+}
+# upper bounds that must stay strictly below (a probability of 1 is fine, a decay of 1 is not)
+STRICT_HIGH = {
+    "model.conv_dropout",
+    "model.classifier_dropout",
+    "optim.beta1",
+    "optim.beta2",
+    "optim.label_smoothing",
+    "optim.ema_decay",
+    "optim.plateau_factor",
+    "data.augment.freq_warp_max",
+    "data.augment.time_stretch_max",
+}
+PROBABILITIES = ("specaugment_p", "noise_p", "shift_p", "speed_p", "pitch_p", "freq_warp_p", "time_stretch_p")
+
+
+def fail(key: str, problem: str) -> None:
+    raise ConfigError(f"invalid config key '{key}': {problem}")
+
+
+def check_range(key: str, value: Any) -> None:
+    """`value` of `key` within RANGES[key] (and finite); None passes (optional keys)."""
+    if value is None or key not in RANGES:
+        return
+    low, high, low_inclusive = RANGES[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        fail(key, f"{value!r} must be a finite number")
+    too_low = low is not None and (value < low if low_inclusive else value <= low)
+    too_high = high is not None and (value >= high if key in STRICT_HIGH else value > high)
+    if too_low or too_high:
+        lo = "" if low is None else f"{'>=' if low_inclusive else '>'} {low:g}"
+        hi = "" if high is None else f"{'<' if key in STRICT_HIGH else '<='} {high:g}"
+        fail(key, f"{value!r} must be {' and '.join(p for p in (lo, hi) if p)}")
+
+
+def check_choice(key: str, value: Any) -> None:
+    allowed = CHOICES[key]
+    if value not in allowed:
+        import difflib
+
+        close = difflib.get_close_matches(str(value), allowed, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        fail(key, f"{value!r} is not one of {list(allowed)}{hint}")
+
+
+def _select(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, throw_on_missing=False)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check a resolved root config; ConfigError naming the first bad key."""
+    for key in CHOICES:
+        check_choice(key, _select(cfg, key))
+    for key in RANGES:
+        check_range(key, _select(cfg, key))
+    _check_data(cfg.data)
+    _check_optim(cfg.optim)
+    if str(cfg.trainer.devices) != "auto" and not str(cfg.trainer.devices).lstrip("-").isdigit():
+        fail("trainer.devices", f"{cfg.trainer.devices!r} must be 'auto' or a number of devices")
+
+
+def _check_data(data: DictConfig) -> None:
+    fold = str(data.fold)
+    if fold != "all" and not fold.isdigit():
+        fail("data.fold", f"{fold!r} is not a fold index (0, 1, ...) or 'all'")
+    if data.folds < 0 or data.folds == 1:
+        fail("data.folds", f"{data.folds} must be 0 (leave one speaker out) or at least 2")
+    for i, corpus in enumerate(data.corpora):
+        if corpus.name not in CHOICES["data.corpus"]:
+            fail(f"data.corpora[{i}].name", f"{corpus.name!r} is not one of {list(CHOICES['data.corpus'])}")
+    feat, audio = data.features, data.audio
+    if feat.win_length is not None and not 0 < feat.win_length <= feat.n_fft:
+        fail("data.features.win_length", f"{feat.win_length} must be in (0, n_fft={feat.n_fft}]")
+    if feat.kind == "mfcc" and feat.n_mfcc > feat.n_mels:
+        fail("data.features.n_mfcc", f"{feat.n_mfcc} must be <= data.features.n_mels ({feat.n_mels})")
+    nyquist = audio.sample_rate / 2
+    fmax = nyquist if feat.fmax is None else feat.fmax
+    if not feat.fmin < fmax <= nyquist:
+        fail(
+            "data.features.fmax", f"need fmin ({feat.fmin}) < fmax ({fmax}) <= sample_rate / 2 ({nyquist:g})"
+        )
+    aug = data.augment
+    for name in PROBABILITIES:
+        if not 0.0 <= float(aug[name]) <= 1.0:
+            fail(f"data.augment.{name}", f"{aug[name]} must be a probability in [0, 1]")
+    for low, high in (("snr_db_min", "snr_db_max"), ("speed_min", "speed_max")):
+        if float(aug[low]) > float(aug[high]):
+            fail(f"data.augment.{low}", f"{aug[low]} is greater than data.augment.{high} ({aug[high]})")
+
+
+def _check_optim(optim: DictConfig) -> None:
+    if optim.warmup_frac + optim.hold_frac > 1.0:
+        fail(
+            "optim.warmup_frac",
+            f"warmup_frac ({optim.warmup_frac}) + hold_frac ({optim.hold_frac}) must be at most 1",
+        )
+
+
+def check_optim_values(optim: Any) -> None:
+    """The optimiser checks for an OptimConfig (or mapping) outside a root config, e.g. checkpoint hparams."""
+    for key in RANGES:
+        if key.startswith("optim."):
+            check_range(key, getattr(optim, key.split(".", 1)[1]))
+    for key in ("optim.optimizer", "optim.schedule"):
+        check_choice(key, getattr(optim, key.split(".", 1)[1]))
+    _check_optim(optim)

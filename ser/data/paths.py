@@ -1,0 +1,36 @@
+"""Where `ser` keeps what it computes once: the feature/waveform cache and the synthetic corpus."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+
+class CacheError(OSError):
+    """The cache folder cannot be used (a file, not writable); the message names it and the fix."""
+
+
+def cache_root(cfg_dir: Optional[str] = None) -> Path:
+    """The configured dir, else $SER_CACHE, else ~/.cache/ser; created, and checked to be a writable
+    folder (CacheError naming it otherwise)."""
+    if cfg_dir:
+        root, source = Path(cfg_dir).expanduser(), "data.features.cache_dir"
+    elif os.environ.get("SER_CACHE"):
+        root, source = Path(os.environ["SER_CACHE"]).expanduser(), "SER_CACHE"
+    else:
+        root, source = Path.home() / ".cache" / "ser", "the default ~/.cache/ser"
+    if root.exists() and not root.is_dir():
+        raise CacheError(
+            f"cache location {root} ({source}) is a file, not a folder; set SER_CACHE to a folder"
+        )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise CacheError(
+            f"cache folder {root} ({source}) is not writable ({exc.strerror or exc}); set SER_CACHE"
+        ) from None
+    return root

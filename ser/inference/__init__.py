@@ -1,0 +1,1 @@
+"""Scoring audio with a trained checkpoint: loading, the scorer, files, streams. Never imports training."""

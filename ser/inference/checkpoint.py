@@ -1,0 +1,149 @@
+"""Loading `ser` checkpoints safely: weights only, no arbitrary unpickling of untrusted files.
+
+A checkpoint written by `ser fit` carries, under the `ser` key, the resolved config and the data facts
+(labels, feature kind, row shape) as plain types, so the whole pipeline (frontend, normaliser, network) is
+rebuilt from code and only tensors are read from the file.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ser.config import ConfigError, RootConfig, merge_into, validate
+from ser.models.pipeline import CKPT_KEY
+
+
+class CheckpointError(ValueError):
+    """The checkpoint is missing, unreadable, or not a `ser` checkpoint of this model."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    path: Path
+    cfg: DictConfig
+    labels: list[str]
+    kind: str
+    waveform_mode: bool
+    row_shape: tuple[int, ...]
+    info: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of torch's message, without its advice to unpickle with weights_only=False (a
+    checkpoint that needs that is not one `ser` wrote, and unpickling it could run arbitrary code)."""
+    text = str(exc).strip()
+    for line in text.splitlines():
+        line = line.strip()
+        if (
+            line
+            and "weights_only" not in line
+            and not line.startswith(("(1)", "(2)", "Please", "WeightsUnpickler"))
+        ):
+            return line[:200]
+    return type(exc).__name__
+
+
+def _info_field(path: Path, info: dict[str, Any], key: str, check: Any, want: str) -> Any:
+    if key not in info:
+        raise CheckpointError(f"{path}: ser checkpoint lacks '{key}'")
+    value = info[key]
+    try:
+        ok = check(value)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise CheckpointError(f"{path}: checkpoint metadata '{key}' must be {want}, got {value!r}")
+    return value
+
+
+def read_checkpoint(path: str | Path) -> LoadedCheckpoint:
+    """Read a checkpoint with `weights_only=True`; every failure is a CheckpointError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: not a readable ser checkpoint ({_first_line(exc)})") from None
+    if not isinstance(raw, dict) or CKPT_KEY not in raw or not isinstance(raw.get("state_dict"), dict):
+        raise CheckpointError(
+            f"{path}: not a ser checkpoint (no '{CKPT_KEY}' entry); train it with `ser fit`"
+        )
+    info = raw[CKPT_KEY]
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{path}: checkpoint metadata '{CKPT_KEY}' must be a mapping")
+    labels = _info_field(
+        path,
+        info,
+        "labels",
+        lambda v: isinstance(v, list) and len(v) >= 2 and all(isinstance(x, str) for x in v),
+        "a list of at least 2 label names",
+    )
+    kind = _info_field(
+        path, info, "kind", lambda v: v in ("logmel", "mfcc", "handcrafted"), "logmel, mfcc or handcrafted"
+    )
+    row_shape = _info_field(
+        path,
+        info,
+        "row_shape",
+        lambda v: (
+            isinstance(v, list)
+            and v
+            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in v)
+        ),
+        "a list of positive integers",
+    )
+    waveform_mode = _info_field(path, info, "waveform_mode", lambda v: isinstance(v, bool), "true or false")
+    config = _info_field(path, info, "config", lambda v: isinstance(v, dict), "a mapping")
+    try:
+        cfg = merge_into(OmegaConf.structured(RootConfig), OmegaConf.create(config), str(path))
+        validate(cfg)
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: the stored config is invalid: {exc}") from None
+    return LoadedCheckpoint(
+        path=path,
+        cfg=cfg,
+        labels=list(labels),
+        kind=str(kind),
+        waveform_mode=bool(waveform_mode),
+        row_shape=tuple(int(d) for d in row_shape),
+        info=info,
+        state_dict=raw["state_dict"],
+    )
+
+
+def restore_classifier(ckpt: LoadedCheckpoint, cfg: DictConfig | None = None):
+    """Rebuild the EmotionClassifier the checkpoint was trained as, and load its weights strictly."""
+    from ser.models.pipeline import build_classifier
+
+    cfg = cfg if cfg is not None else ckpt.cfg
+    model, _ = build_classifier(cfg, ckpt.row_shape, ckpt.labels, ckpt.kind, ckpt.waveform_mode)
+    state = {k: v for k, v in ckpt.state_dict.items() if not k.startswith("_metrics")}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        detail = str(exc).strip().splitlines()[-1].strip()
+        raise CheckpointError(
+            f"{ckpt.path}: weights do not fit model '{cfg.model.name}' ({detail})"
+        ) from None
+    missing = [k for k in missing if not _is_metric_state(k)]
+    unexpected = [k for k in unexpected if not _is_metric_state(k)]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{ckpt.path}: weights do not fit model '{cfg.model.name}' "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}); was it trained with another model config?"
+        )
+    model.eval()
+    return model
+
+
+def _is_metric_state(key: str) -> bool:
+    """torchmetrics states and the running-best buffer are not needed to predict."""
+    return "metrics" in key.split(".")[0] or key.endswith("uar_best")

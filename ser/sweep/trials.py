@@ -1,0 +1,275 @@
+"""The Ray Tune trainable: a trial trains through the same `train_fold` as `ser fit`, and reports each
+epoch to Tune with a checkpoint to resume from.
+
+Without cross-validation a trial trains one speaker fold. With `cv.folds = K` it trains K folds in
+lockstep, one thread each: after every validation epoch the folds meet at a barrier and the trial reports
+the fold mean (and sd) of each metric, so ASHA stops on the fold mean rather than on one lucky fold.
+
+Each report carries the full training state of every fold (weights, optimizer, weight average, epoch,
+random generators, history), so `--resume` continues an interrupted trial where it stopped and its
+per-epoch curve is the one an uninterrupted run gives. The trial writes `metrics.json` (the `ser fit`
+schema) when it ends, `status: error` with the error when it fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from ser.config import RootConfig, merge_into
+from ser.data.datamodule import PreparedData, prepare_data, resolve_feature_kind, uses_wave_augment
+from ser.data.folds import parse_fold
+from ser.sweep.spec import apply_params
+from ser.training.fit import protocol
+from ser.training.result import FoldResult, run_metrics, write_metrics
+
+REPORTED = ("val/uar", "val/wa", "val/f1", "val/loss")  # the metrics a sweep may rank by (trainer.monitor)
+EPOCH = "epoch"  # reported with every result: epochs trained (1-based), equal to Tune's iteration
+RESUME_PREFIX = "fold_"
+
+# What shapes a prepared array besides the feature kind and waveform mode. `data.features.deltas` is not
+# here: the model's front end computes it per batch from the same array.
+PREPARED_BY = (
+    "corpus",
+    "root",
+    "speaker_regex",
+    "corpora",
+    "labels",
+    "label_map",
+    "folds",
+    "val_folds",
+    "fold_seed",
+    "synthetic",
+    "audio",
+    "features",
+    "holdout",
+)
+
+
+def prepared_key(cfg: DictConfig) -> str:
+    """Which prepared data a trial config can share: the same kind, mode, corpus, folds, audio and
+    feature settings. A sweep over e.g. `data.features.n_mels` gets a new key per value, so its trials
+    prepare their own features instead of silently reusing the base config's."""
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    settings = {key: data[key] for key in PREPARED_BY}
+    settings["features"] = {k: v for k, v in settings["features"].items() if k != "deltas"}
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    mode = "wave" if uses_wave_augment(cfg) else "features"
+    return f"{resolve_feature_kind(cfg)}|{mode}|{digest}"
+
+
+def trial_config(params: dict[str, Any], base: dict[str, Any]) -> DictConfig:
+    """The trial's resolved config: base + sampled params; the scheduler, not early stopping, ends it."""
+    base_cfg = merge_into(OmegaConf.structured(RootConfig), OmegaConf.create(base), "sweep base")
+    cfg = apply_params(base_cfg, params)
+    cfg.trainer.progress_bar = False
+    cfg.trainer.early_stopping_patience = 0
+    return cfg
+
+
+def trial_dir() -> Path:
+    from ray import tune
+
+    try:
+        return Path(tune.get_context().get_trial_dir())
+    except Exception:  # outside Tune (tests calling run_trial directly)
+        return Path.cwd()
+
+
+def prepared_for(cfg: DictConfig, shared: dict[str, PreparedData]) -> PreparedData:
+    key = prepared_key(cfg)
+    if key in shared:
+        return shared[key]
+    return prepare_data(cfg, progress=False)  # other feature settings: computed once via the disk cache
+
+
+def restored_checkpoints(scratch: Path) -> dict[int, Path]:
+    """fold index -> the fold's last training state, from the checkpoint Tune hands a resumed trial."""
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return {}
+    local = Path(checkpoint.to_directory(str(scratch / "restored")))
+    return {int(p.stem[len(RESUME_PREFIX) :]): p for p in local.glob(f"{RESUME_PREFIX}*.ckpt")}
+
+
+class EpochReporter:
+    """Collects one epoch from every fold of the trial (a barrier when there are several) and reports the
+    fold means to Tune with a directory holding every fold's training state."""
+
+    def __init__(self, folds: list[int], scratch: Path, report: Callable[..., None] | None = None) -> None:
+        self.folds = folds
+        self.scratch = scratch
+        self.metrics: dict[int, dict[str, float]] = {}
+        self.barrier = threading.Barrier(len(folds), action=self._report)
+        self.epoch = 0
+        self._report_fn = report
+        self.reports: list[dict[str, float]] = []
+
+    def state_dir(self, epoch: int) -> Path:
+        return self.scratch / f"epoch_{epoch:04d}"
+
+    def hook(self, fold: int) -> Callable[[int, dict[str, float], Any], None]:
+        def arrive(epoch: int, metrics: dict[str, float], trainer: Any) -> None:
+            if trainer is not None:  # torch models: their full training state, to resume from
+                trainer.save_checkpoint(
+                    self.state_dir(epoch) / f"{RESUME_PREFIX}{fold}.ckpt", weights_only=False
+                )
+            self.metrics[fold] = metrics
+            self.epoch = epoch
+            self.barrier.wait()
+
+        return arrive
+
+    def summary(self) -> dict[str, float]:
+        out: dict[str, float] = {EPOCH: self.epoch + 1}
+        keys = sorted({k for m in self.metrics.values() for k in m})
+        for key in keys:
+            values = [m[key] for m in self.metrics.values() if key in m]
+            out[key] = float(np.mean(values))
+            if len(self.folds) > 1:
+                out[f"{key}_sd"] = float(np.std(values, ddof=1))
+        if len(self.folds) > 1:
+            for fold, m in sorted(self.metrics.items()):
+                for key in ("val/uar", "val/loss"):
+                    if key in m:
+                        out[f"fold{fold}/{key}"] = m[key]
+        return out
+
+    def _report(self) -> None:
+        from ray import tune
+
+        summary = self.summary()
+        self.reports.append(summary)
+        state = self.state_dir(self.epoch)
+        if self._report_fn is not None:
+            self._report_fn(summary)
+        elif state.is_dir():
+            tune.report(summary, checkpoint=tune.Checkpoint.from_directory(str(state)))
+        else:
+            tune.report(summary)
+        shutil.rmtree(state, ignore_errors=True)  # Tune has persisted its copy
+
+    def abort(self) -> None:
+        self.barrier.abort()
+
+
+def train_folds_in_lockstep(
+    cfg: DictConfig,
+    data: PreparedData,
+    folds: list[int],
+    out_dir: Path,
+    reporter: EpochReporter,
+    resume: dict[int, Path],
+) -> list[FoldResult]:
+    """Every fold in its own thread through `train_fold`, meeting at the reporter's barrier each epoch."""
+    from ser.training.fold import train_fold
+
+    if len(folds) == 1:  # no thread needed
+        index = folds[0]
+        return [
+            train_fold(
+                cfg,
+                data,
+                index,
+                out_dir / f"fold_{index}",
+                on_epoch=reporter.hook(index),
+                resume_from=resume.get(index),
+            )
+        ]
+    results: dict[int, FoldResult] = {}
+    errors: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            results[index] = train_fold(
+                cfg,
+                data,
+                index,
+                out_dir / f"fold_{index}",
+                on_epoch=reporter.hook(index),
+                resume_from=resume.get(index),
+            )
+        except threading.BrokenBarrierError:
+            pass  # another fold failed: its error is the trial's error
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the trial thread below
+            errors.append(exc)
+            reporter.abort()
+
+    threads = [threading.Thread(target=work, args=(i,), name=f"fold{i}") for i in folds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return [results[i] for i in folds]
+
+
+def trial_folds(cfg: DictConfig, data: PreparedData, cv_folds: int) -> list[int]:
+    if cv_folds > 0:
+        return list(range(min(cv_folds, len(data.folds))))
+    return parse_fold(str(cfg.data.fold), len(data.folds))[:1]
+
+
+def run_trial(
+    params: dict[str, Any],
+    base: dict[str, Any] | None = None,
+    sweep: dict[str, Any] | None = None,
+    prepared: dict[str, PreparedData] | None = None,
+) -> None:
+    """Tune function trainable. Constants (base config, sweep settings, shared features) come through
+    `tune.with_parameters`, so the features are placed in the object store once, not once per trial."""
+    import torch
+
+    start = time.perf_counter()
+    sweep = sweep or {}
+    cfg = trial_config(params, base or {})
+    out = trial_dir()
+    torch.set_num_threads(max(1, int(float(sweep.get("resources", {}).get("cpu", 1)))))
+    data = prepared_for(cfg, prepared or {})
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    folds = trial_folds(cfg, data, int(sweep.get("cv", {}).get("folds", 0)))
+    with tempfile.TemporaryDirectory(prefix="ser-trial-", dir=out) as scratch:
+        resume = restored_checkpoints(Path(scratch))
+        reporter = EpochReporter(folds, Path(scratch))
+        try:
+            results = train_folds_in_lockstep(cfg, data, folds, out, reporter, resume)
+        except Exception as exc:
+            write_trial_metrics(out, cfg, data, [], start, error=f"{type(exc).__name__}: {exc}")
+            (out / "error_traceback.txt").write_text(traceback.format_exc())
+            raise
+    write_trial_metrics(out, cfg, data, results, start)
+
+
+def write_trial_metrics(
+    out: Path,
+    cfg: DictConfig,
+    data: PreparedData,
+    folds: list[FoldResult],
+    start: float,
+    error: str | None = None,
+) -> None:
+    metrics = run_metrics(
+        folds,
+        model=cfg.model.name,
+        labels=data.labels,
+        feature=data.kind,
+        protocol=protocol(data, [f.fold for f in folds]),
+        wall_seconds=time.perf_counter() - start,
+        status="error" if error else "completed",
+        error=error,
+    )
+    write_metrics(out / "metrics.json", metrics)

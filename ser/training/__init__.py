@@ -1,0 +1,1 @@
+"""The one training path: fold trainer, trainer factory, result type, fit over folds, evaluation."""

@@ -1,0 +1,125 @@
+"""`fit_folds(cfg)`: the `ser fit` run. Every fold named by `data.fold` goes through `train_fold`.
+
+A run directory holds `config.yaml` (runnable again with `ser fit --config`), `metrics.json` (one schema
+with sweep trials and evaluations: per fold and mean/sd), `confusion_matrix.png`, `curves.png`, and per
+fold the best checkpoint and CSV logs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig
+
+from ser.config import to_yaml
+from ser.data.datamodule import PreparedData, prepare_data
+from ser.data.folds import parse_fold
+from ser.report.plots import plot_confusion, plot_curves
+from ser.report.tables import summary_table
+from ser.training.fold import train_fold
+from ser.training.result import FoldResult, run_metrics, total_confusion, write_metrics
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    folds: list[FoldResult]
+    metrics: dict[str, Any]
+
+
+def make_run_dir(cfg: DictConfig) -> Path:
+    name = cfg.trainer.run_name or f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.model.name}"
+    run_dir = Path(cfg.trainer.output_dir) / name
+    suffix = 1
+    while run_dir.exists():
+        run_dir = Path(cfg.trainer.output_dir) / f"{name}-{suffix}"
+        suffix += 1
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def protocol(prepared: PreparedData, evaluated: Sequence[int]) -> dict[str, Any]:
+    return {
+        "folds": len(prepared.folds),
+        "evaluated_folds": list(evaluated),
+        "speaker_independent": not any(f.warnings for f in prepared.folds),
+        "utterances": int(len(prepared.y)),
+        "speakers": len(set(prepared.speakers)),
+        "held_out_speakers": list(prepared.held_out),
+    }
+
+
+def report_data(prepared: PreparedData, console: Any) -> None:
+    """Warnings and skipped files, before any training starts."""
+    for message in prepared.warnings:
+        console.print(f"[yellow]warning:[/] {message}")
+    if prepared.skipped:
+        console.print(f"[yellow]{len(prepared.skipped)} file(s) skipped:[/]")
+        for item in prepared.skipped:
+            console.print(f"  {item.path}: {item.reason}")
+
+
+def write_run(
+    run_dir: Path,
+    cfg: DictConfig,
+    prepared: PreparedData,
+    folds: Sequence[FoldResult],
+    wall_seconds: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """metrics.json and the run's plots from its fold results."""
+    metrics = run_metrics(
+        folds,
+        model=cfg.model.name,
+        labels=prepared.labels,
+        feature=prepared.kind,
+        protocol=protocol(prepared, [f.fold for f in folds]),
+        skipped=[{"path": s.path, "reason": s.reason} for s in prepared.skipped],
+        wall_seconds=wall_seconds,
+        **extra,
+    )
+    write_metrics(run_dir / "metrics.json", metrics)
+    confusion = total_confusion(folds)
+    if confusion is not None:
+        plot_confusion(
+            confusion,
+            prepared.labels,
+            run_dir / "confusion_matrix.png",
+            f"{cfg.model.name}: test folds {[f.fold for f in folds]}",
+        )
+    if any(f.history for f in folds):
+        plot_curves({f"fold {f.fold}": f.history for f in folds}, run_dir / "curves.png", cfg.model.name)
+    return metrics
+
+
+def fit_folds(
+    cfg: DictConfig,
+    prepared: PreparedData | None = None,
+    callbacks_for_fold: Callable[[int], Sequence[Callback]] | None = None,
+    run_dir: Path | None = None,
+    console: Any = None,
+) -> RunResult:
+    """Train every fold named by `data.fold`; write the run directory; print the summary table."""
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    start = time.perf_counter()
+    prepared = prepared or prepare_data(cfg, progress=cfg.trainer.progress_bar)
+    report_data(prepared, console)
+    run_dir = run_dir or make_run_dir(cfg)
+    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    folds = []
+    for index in parse_fold(str(cfg.data.fold), len(prepared.folds)):
+        extra = callbacks_for_fold(index) if callbacks_for_fold else ()
+        folds.append(train_fold(cfg, prepared, index, run_dir / f"fold_{index}", callbacks=extra))
+    metrics = write_run(run_dir, cfg, prepared, folds, time.perf_counter() - start)
+    console.print(
+        summary_table(folds, metrics["summary"], f"{cfg.model.name}: speaker-independent test folds")
+    )
+    return RunResult(run_dir=run_dir, folds=folds, metrics=metrics)

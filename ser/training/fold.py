@@ -1,0 +1,213 @@
+"""`train_fold`: the one fold trainer. `ser fit`, every sweep trial (single, CV, DDP) and the SVM baseline
+train a fold here and get the same `FoldResult`.
+
+Selection looks at validation only: the checkpoint kept is the best epoch by `trainer.monitor`, early
+stopping watches the same metric, and the test split is scored once, on that checkpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig, OmegaConf
+
+from ser.config import ConfigError, monitor_mode
+from ser.data.datamodule import PreparedData, SERDataModule
+from ser.models.averaging import weight_averaging
+from ser.models.pipeline import build_classifier
+from ser.models.registry import count_parameters, get_spec
+from ser.report.plots import plot_confusion
+from ser.training.callbacks import EpochEnd, EpochHook, History, PipelineInfo
+from ser.training.result import FoldResult, Selection, best_of
+from ser.training.trainer import Distributed, make_trainer
+
+BEST = "best"  # fold_K/best.ckpt: the checkpoint chosen on validation
+# Folds of a CV trial train in threads that share torch's global generator: seeding and drawing the
+# initial weights happen under this lock, so a fold's initial weights do not depend on thread timing.
+_INIT_LOCK = threading.Lock()
+
+
+def fold_seed(cfg: DictConfig, fold_index: int) -> int:
+    return int(cfg.trainer.seed) + fold_index
+
+
+def checkpoint_info(
+    cfg: DictConfig, prepared: PreparedData, dm: SERDataModule, feature_shape
+) -> dict[str, Any]:
+    """What a checkpoint carries besides weights (plain types): enough to rebuild the whole pipeline."""
+    return {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "labels": list(prepared.labels),
+        "kind": prepared.kind,
+        "waveform_mode": prepared.waveform_mode,
+        "row_shape": list(dm.row_shape),
+        "feature_shape": list(feature_shape),
+        "fold": dm.fold_index,
+        "speakers": dm.split_speakers(),
+    }
+
+
+def wandb_logger(cfg: DictConfig, save_dir: Path, name: str, group: str | None = None):
+    """A live W&B logger (offline unless `wandb.mode` says otherwise) whose config is the fold's own
+    resolved config, or None when W&B is off."""
+    if not cfg.wandb.enabled or cfg.wandb.mode == "disabled":
+        return None
+    import os
+
+    from lightning.pytorch.loggers import WandbLogger
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return WandbLogger(
+        project=cfg.wandb.project,
+        group=cfg.wandb.group or group,
+        name=name,
+        save_dir=str(cfg.wandb.dir or save_dir),
+        offline=cfg.wandb.mode == "offline",
+        mode=cfg.wandb.mode,
+        config=OmegaConf.to_container(cfg, resolve=True),
+        reinit="create_new",  # folds of a CV trial run in threads: one live run each
+    )
+
+
+def train_fold(
+    cfg: DictConfig,
+    prepared: PreparedData,
+    fold_index: int,
+    fold_dir: Path,
+    *,
+    callbacks: Sequence[Callback] = (),
+    on_epoch: EpochHook | None = None,
+    resume_from: str | Path | None = None,
+    distributed: Distributed | None = None,
+    wandb_name: str | None = None,
+    write_plots: bool = True,
+) -> FoldResult:
+    """Train fold `fold_index` (resuming from a `last.ckpt` when given), test its best checkpoint once."""
+    start = time.perf_counter()
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    dm = SERDataModule(cfg, prepared, fold_index)
+    metric = str(cfg.trainer.monitor)
+    mode = monitor_mode(metric)
+    if not get_spec(cfg.model.name).is_torch:
+        return _train_svm_fold(cfg, dm, fold_dir, start, on_epoch, write_plots)
+    with _INIT_LOCK:
+        L.seed_everything(fold_seed(cfg, fold_index), workers=True, verbose=False)
+        model, feature_shape = build_classifier(
+            cfg,
+            dm.row_shape,
+            prepared.labels,
+            prepared.kind,
+            prepared.waveform_mode,
+            train_rows=dm.train_rows() if cfg.data.features.normalize == "train" else None,
+            class_weights=dm.class_weights() if cfg.data.class_weights else None,
+            seed=fold_seed(cfg, fold_index),
+        )
+    history = History()
+    best = ModelCheckpoint(
+        dirpath=fold_dir, filename=BEST, monitor=metric, mode=mode, save_top_k=1, enable_version_counter=False
+    )
+    fold_callbacks: list[Callback] = [
+        history,
+        best,
+        PipelineInfo(checkpoint_info(cfg, prepared, dm, feature_shape)),
+        *weight_averaging(cfg.optim.ema_decay),
+    ]
+    if cfg.trainer.early_stopping_patience > 0:
+        fold_callbacks.append(
+            EarlyStopping(metric, mode=mode, patience=int(cfg.trainer.early_stopping_patience))
+        )
+    if on_epoch is not None:
+        fold_callbacks.append(EpochEnd(on_epoch))
+    loggers: list[Any] = [CSVLogger(str(fold_dir), name="", version="logs")]
+    run = wandb_logger(
+        cfg, fold_dir, wandb_name or f"{fold_dir.parent.name}-fold{fold_index}", fold_dir.parent.name
+    )
+    if run is not None:
+        loggers.append(run)
+    trainer = make_trainer(
+        cfg, fold_dir, [*fold_callbacks, *callbacks], logger=loggers, distributed=distributed
+    )
+    try:
+        trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None)
+        best_path = best.best_model_path or None
+        trainer.test(model, datamodule=dm, ckpt_path=best_path, verbose=False, weights_only=False)
+    finally:
+        if run is not None:
+            run.experiment.finish()  # this fold's run only (not wandb.finish(): other folds' threads)
+    test = dict(model.test_results)
+    value, epoch = best_of(history.epochs, metric, mode)
+    result = FoldResult(
+        fold=fold_index,
+        speakers=dm.split_speakers(),
+        sizes=dm.split_sizes(),
+        test=test,
+        selection=Selection(metric=metric, mode=mode, best=value, epoch=epoch),
+        epochs=len(history.epochs),
+        parameters=count_parameters(model.net),
+        wall_seconds=time.perf_counter() - start,
+        checkpoint=str(best_path) if best_path else None,
+        history=history.epochs,
+        warnings=list(dm.fold.warnings),
+        world_size=trainer.world_size,
+    )
+    if write_plots and trainer.is_global_zero:
+        plot_confusion(
+            test["confusion"], prepared.labels, fold_dir / "confusion_matrix.png", f"fold {fold_index} (test)"
+        )
+    return result
+
+
+def _train_svm_fold(
+    cfg: DictConfig,
+    dm: SERDataModule,
+    fold_dir: Path,
+    start: float,
+    on_epoch: EpochHook | None,
+    write_plots: bool,
+) -> FoldResult:
+    """The scikit-learn baseline: one "epoch" (the fit), its validation metrics reported like any fold's."""
+    from ser.models.svm import fit_svm, predict_svm
+    from ser.report.metrics import classification_metrics
+
+    metric = str(cfg.trainer.monitor)
+    if metric == "val/loss":
+        raise ConfigError(
+            "invalid config key 'trainer.monitor': the SVM has no loss; use val/uar, val/wa or val/f1"
+        )
+    x, y = (t.numpy() for t in dm.split_tensors("train"))
+    model = fit_svm(x.reshape(len(x), -1), y, cfg.model)
+    results = {}
+    for split in ("val", "test"):
+        xs, ys = (t.numpy() for t in dm.split_tensors(split))
+        pred, _ = predict_svm(model, xs.reshape(len(xs), -1), n_classes=dm.n_classes)
+        results[split] = classification_metrics(ys, pred, dm.labels)
+    val = {f"val/{k}": float(results["val"][k]) for k in ("wa", "uar", "f1")}
+    if on_epoch is not None:
+        on_epoch(0, val, None)
+    if write_plots:
+        plot_confusion(
+            results["test"]["confusion"],
+            dm.labels,
+            fold_dir / "confusion_matrix.png",
+            f"fold {dm.fold_index} (test)",
+        )
+    return FoldResult(
+        fold=dm.fold_index,
+        speakers=dm.split_speakers(),
+        sizes=dm.split_sizes(),
+        test=results["test"],
+        selection=Selection(metric=metric, mode=monitor_mode(metric), best=val[metric], epoch=0),
+        epochs=1,
+        parameters=int(model[-1].support_vectors_.size),  # stored support-vector values
+        wall_seconds=time.perf_counter() - start,
+        checkpoint=None,
+        history=[{"epoch": 0.0, **val}],
+        warnings=list(dm.fold.warnings),
+    )
