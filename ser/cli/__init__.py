@@ -73,6 +73,16 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_holdout(args: argparse.Namespace) -> int:
+    from ser.config import load_config
+    from ser.training.holdout import holdout_test
+
+    cfg = load_config(args.config, args.overrides)
+    result = holdout_test(cfg, again=args.again)
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ser.training.evaluate import evaluate_checkpoint
 
@@ -136,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--config", action="append", default=[], help=CONFIG_HELP)
     fit.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     fit.set_defaults(func=cmd_fit)
+
+    ho = sub.add_parser(
+        "holdout",
+        help="the final test: train the chosen config on all but the held-out speakers, score them once",
+        description="With data.holdout set (speakers or a fraction), every fold and sweep trial leaves those "
+        "speakers out; this trains the chosen config on the rest and tests the held-out speakers once.",
+        epilog="e.g. ser holdout --config sweep_results/NAME/best_config.yaml",
+    )
+    ho.add_argument("--config", action="append", default=[], help=CONFIG_HELP)
+    ho.add_argument("--again", action="store_true", help="score a config that was already scored on them")
+    ho.set_defaults(func=cmd_holdout)
 
     ev = sub.add_parser("evaluate", help="score a checkpoint on a corpus/fold")
     ev.add_argument("checkpoint")

@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--report", action="store_true", help="only rebuild leaderboard and plots from the results on disk"
     )
+    parser.add_argument(
+        "--show-test",
+        action="store_true",
+        help="add each trial's test UA to the leaderboard, marked as not for choosing (the final test is "
+        "`ser holdout`, or sweep.nested.outer_folds=K)",
+    )
     return parser
 
 
@@ -43,11 +49,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ser.sweep.spec import load_sweep
 
         plan = load_sweep(args.sweep_file, overrides)
+        wandb = False if args.no_wandb else None
+        if int(plan.sweep.nested.outer_folds) > 0:
+            from ser.sweep.nested import run_nested
+
+            outcome = run_nested(plan, resume=args.resume, address=args.address, wandb=wandb)
+            return INTERRUPTED if outcome.get("interrupted") else 0
         if args.report:
-            report_sweep(plan)
+            report_sweep(plan, show_test=args.show_test)
             return 0
         outcome = run_sweep(
-            plan, resume=args.resume, address=args.address, wandb=False if args.no_wandb else None
+            plan, resume=args.resume, address=args.address, wandb=wandb, show_test=args.show_test
         )
         return INTERRUPTED if outcome.get("interrupted") else 0
 

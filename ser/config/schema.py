@@ -248,6 +248,15 @@ class CVConfig:
 
 
 @dataclass
+class NestedConfig:
+    """Nested cross-validation: for each outer speaker fold, the sweep runs on the other speakers (CV over
+    `inner_folds`, ranked by mean validation), and the chosen config is tested once on the outer fold."""
+
+    outer_folds: int = 0  # 0: off
+    inner_folds: int = 3
+
+
+@dataclass
 class SweepWandbConfig:
     enabled: bool = True
     project: str = "ser-sweeps"
@@ -272,6 +281,7 @@ class SweepConfig:
     searcher: SearcherConfig = field(default_factory=SearcherConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     cv: CVConfig = field(default_factory=CVConfig)
+    nested: NestedConfig = field(default_factory=NestedConfig)
     wandb: SweepWandbConfig = field(default_factory=SweepWandbConfig)
     storage_path: str = "sweep_results"
     address: Optional[str] = None  # Ray cluster address ("auto"); None: local

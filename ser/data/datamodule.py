@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ser.config import ConfigError
 from ser.data.dataset import LabelledDataset, build_dataset
-from ser.data.folds import Fold, speaker_folds, split_utterances
+from ser.data.folds import Fold, choose_held_out, speaker_folds, split_utterances
 from ser.data.normalize import standardize_groups
 from ser.data.types import CorpusError, Skipped
 
@@ -119,7 +119,14 @@ def prepare_data(
         array = standardize_groups(array, speakers).numpy()
     genders = {u.speaker: u.gender for u in rows}
     unique = sorted(set(speakers))
-    folds = speaker_folds(unique, cfg.data.folds, cfg.data.val_folds, cfg.data.fold_seed, genders)
+    hold = cfg.data.holdout
+    held_out = choose_held_out(unique, genders, list(hold.speakers), float(hold.fraction), int(hold.seed))
+    try:
+        folds = speaker_folds(
+            unique, cfg.data.folds, cfg.data.val_folds, cfg.data.fold_seed, genders, held_out
+        )
+    except ValueError as exc:
+        raise ConfigError(f"invalid config key 'data.folds': {exc}") from None
     return PreparedData(
         labels=list(data.labels),
         kind=kind,
@@ -134,6 +141,7 @@ def prepare_data(
         warnings=list(data.warnings),
         feature_seconds=seconds,
         from_cache=loaded.from_cache,
+        held_out=held_out,
     )
 
 
@@ -182,21 +190,24 @@ class TensorBatches:
 class SERDataModule(L.LightningDataModule):
     """One speaker fold of prepared data: train (augmented by the model), val and test loaders."""
 
-    def __init__(self, cfg: DictConfig, prepared: PreparedData, fold_index: int) -> None:
+    def __init__(
+        self, cfg: DictConfig, prepared: PreparedData, fold_index: int, fold: Fold | None = None
+    ) -> None:
+        """`fold` overrides `prepared.folds[fold_index]` (the final held-out split is not a CV fold)."""
         super().__init__()
-        if not 0 <= fold_index < len(prepared.folds):
+        if fold is None and not 0 <= fold_index < len(prepared.folds):
             raise ConfigError(
                 f"invalid config key 'data.fold': {fold_index} is out of range 0..{len(prepared.folds) - 1}"
             )
         self.cfg = cfg
         self.prepared = prepared
-        self.fold: Fold = prepared.folds[fold_index]
+        self.fold: Fold = fold if fold is not None else prepared.folds[fold_index]
         self.fold_index = fold_index
         self.train_idx, self.val_idx, self.test_idx = split_utterances(
             prepared.speakers, self.fold, prepared.y, seed=cfg.data.fold_seed
         )
         for name, idx in (("train", self.train_idx), ("val", self.val_idx), ("test", self.test_idx)):
-            if len(idx) == 0:
+            if len(idx) == 0 and not (name == "test" and not self.fold.test):  # held-out CV: no test split
                 raise CorpusError(f"fold {fold_index} has an empty {name} split (speakers: {self.fold})")
         self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # split copies (GPU, DataLoaders)
         self._all_x: torch.Tensor | None = None  # the shared array itself (CPU-resident batches)
@@ -227,8 +238,15 @@ class SERDataModule(L.LightningDataModule):
     def split_sizes(self) -> dict[str, int]:
         return {"train": len(self.train_idx), "val": len(self.val_idx), "test": len(self.test_idx)}
 
+    @property
+    def has_test(self) -> bool:
+        return len(self.test_idx) > 0
+
     def split_speakers(self) -> dict[str, list[str]]:
-        return {"train": list(self.fold.train), "val": list(self.fold.val), "test": list(self.fold.test)}
+        speakers = {"train": list(self.fold.train), "val": list(self.fold.val), "test": list(self.fold.test)}
+        if self.fold.held_out:
+            speakers["held_out"] = list(self.fold.held_out)
+        return speakers
 
     def train_rows(self) -> torch.Tensor:
         """The training rows, for fitting train-only statistics."""

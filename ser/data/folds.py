@@ -23,13 +23,18 @@ class FoldInvariantError(RuntimeError):
 
 @dataclass(frozen=True)
 class Fold:
-    """One cross-validation fold as speaker ids; `warnings` say where it is not speaker-independent."""
+    """One cross-validation fold as speaker ids; `warnings` say where it is not speaker-independent.
+
+    `held_out` speakers (data.holdout) belong to no split of this fold: no training, validation or test
+    number of the fold has seen them. With held-out speakers the CV folds have no test split at all; the
+    held-out speakers are scored once, by `holdout_fold`."""
 
     index: int
     train: tuple[str, ...]
     val: tuple[str, ...]
     test: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    held_out: tuple[str, ...] = ()
 
 
 def check_disjoint(
@@ -82,8 +87,12 @@ def speaker_folds(
     val_folds: int = 1,
     seed: int = 0,
     genders: Mapping[str, str | None] | None = None,
+    held_out: Sequence[str] = (),
 ) -> list[Fold]:
     """Split speakers into k folds; fold i tests group i, validates on the next `val_folds` groups.
+
+    With `held_out` speakers (reserved for one final test), folds are made over the other speakers and
+    have no test split: fold i validates on group i (and the next val_folds - 1) and trains on the rest.
 
     k = 0 or k >= number of speakers means leave-one-speaker-out (LOSO, folds in sorted speaker order,
     so the seed does not matter there). With LOSO and too few speakers for `val_folds` validation
@@ -91,7 +100,11 @@ def speaker_folds(
     the fold says so in `warnings`: `split_utterances` then takes validation utterances from the train
     speakers. The result depends only on the set of speakers, k, val_folds, seed and genders.
     """
-    ids = sorted({str(s) for s in speakers})  # a set: repeats (one per utterance) are harmless
+    held = tuple(sorted({str(s) for s in held_out}))
+    every = sorted({str(s) for s in speakers})
+    if held:
+        return _train_val_folds([s for s in every if s not in held], k, val_folds, seed, genders or {}, held)
+    ids = every  # a set: repeats (one per utterance) are harmless
     n = len(ids)
     if n < 2:
         raise ValueError(f"speaker-independent folds need at least 2 speakers, got {n}")
@@ -140,6 +153,99 @@ def speaker_folds(
     return folds
 
 
+def _train_val_folds(
+    ids: list[str],
+    k: int,
+    val_folds: int,
+    seed: int,
+    genders: Mapping[str, str | None],
+    held: tuple[str, ...],
+) -> list[Fold]:
+    """Folds over the speakers left after holding some out: validation groups and training, no test."""
+    n = len(ids)
+    if n < 2:
+        raise ValueError(
+            f"holding out {len(held)} speakers leaves {n}: at least 2 are needed to train and validate"
+        )
+    if k < 0 or k == 1:
+        raise ValueError(f"data.folds={k} is invalid: use 0 (one speaker per fold) or 2..{n}")
+    k = n if k == 0 or k >= n else k
+    val_folds = max(1, val_folds)
+    if val_folds > k - 1:
+        raise ValueError(f"data.val_folds={val_folds} with data.folds={k} leaves no training group")
+    groups = _groups(ids, k, seed, genders)
+    folds = []
+    for i in range(k):
+        val_idx = {(i + j) % k for j in range(val_folds)}
+        fold = Fold(
+            index=i,
+            train=tuple(sorted(s for j in range(k) if j not in val_idx for s in groups[j])),
+            val=tuple(sorted(s for j in sorted(val_idx) for s in groups[j])),
+            test=(),
+            held_out=held,
+        )
+        check_disjoint({"train": fold.train, "val": fold.val, "held out": held}, [*ids, *held], f"fold {i}")
+        folds.append(fold)
+    check_disjoint(
+        {f"validation of fold {f.index}": f.val for f in folds[: k // val_folds * val_folds : val_folds]}
+    )
+    return folds
+
+
+def holdout_fold(folds: Sequence[Fold]) -> Fold:
+    """The one final split: fold 0's training and validation speakers, tested on the held-out speakers."""
+    first = folds[0]
+    if not first.held_out:
+        raise ValueError("no speakers are held out (set data.holdout.speakers or data.holdout.fraction)")
+    return Fold(index=0, train=first.train, val=first.val, test=first.held_out)
+
+
+def choose_held_out(
+    speakers: Sequence[str],
+    genders: Mapping[str, str | None],
+    wanted: Sequence[str],
+    fraction: float,
+    seed: int,
+) -> list[str]:
+    """The speakers to hold out: those named (by full id `corpus:id` or the corpus's own id, e.g. `01`), or
+    `fraction` of them, alternating genders (seeded), at least one and leaving at least two."""
+    ids = sorted({str(s) for s in speakers})
+    if wanted:
+        by_short: dict[str, list[str]] = {}
+        for s in ids:
+            by_short.setdefault(s.rsplit(":", 1)[-1], []).append(s)
+        chosen = []
+        for name in wanted:
+            name = str(name)
+            matches = [name] if name in ids else by_short.get(name, [])
+            if len(matches) != 1:
+                problem = "matches several speakers" if matches else "is not a speaker of this corpus"
+                raise ConfigError(
+                    f"invalid config key 'data.holdout.speakers': {name!r} {problem} "
+                    f"(speakers: {', '.join(ids)})"
+                )
+            chosen.append(matches[0])
+        return sorted(set(chosen))
+    if fraction <= 0:
+        return []
+    count = min(max(1, round(fraction * len(ids))), len(ids) - 2)
+    if count < 1:
+        raise ConfigError(
+            f"invalid config key 'data.holdout.fraction': {len(ids)} speakers are too few to hold out"
+        )
+    rng = np.random.default_rng(seed)
+    by_gender: dict[str, list[str]] = {}
+    for spk in ids:
+        by_gender.setdefault(str(genders.get(spk) or "?").lower(), []).append(spk)
+    queues = [[members[j] for j in rng.permutation(len(members))] for _, members in sorted(by_gender.items())]
+    chosen: list[str] = []
+    while len(chosen) < count:  # one of each gender in turn: a balanced held-out set
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.append(queue.pop(0))
+    return sorted(chosen)
+
+
 def split_utterances(
     utterances: Sequence[object],
     fold: Fold,
@@ -156,16 +262,22 @@ def split_utterances(
     speakers = [str(getattr(u, "speaker", u)) for u in utterances]
     where = {
         s: name
-        for name, group in (("train", fold.train), ("val", fold.val), ("test", fold.test))
+        for name, group in (
+            ("train", fold.train),
+            ("val", fold.val),
+            ("test", fold.test),
+            ("held", fold.held_out),
+        )
         for s in group
     }
     unknown = sorted(set(speakers) - where.keys())
     if unknown:
         raise ValueError(f"utterances of speaker(s) {unknown[:5]} are in no split of fold {fold.index}")
-    idx: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    idx: dict[str, list[int]] = {"train": [], "val": [], "test": [], "held": []}
     for i, spk in enumerate(speakers):
         idx[where[spk]].append(i)
     train, val, test = (np.asarray(idx[s], dtype=np.int64) for s in ("train", "val", "test"))
+    held = idx["held"]  # in no split: reserved for the final test
     if not fold.val:
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction={val_fraction} must be in (0, 1)")
@@ -183,7 +295,7 @@ def split_utterances(
         val = np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
         train = np.setdiff1d(train, val)
     check_disjoint(
-        {"train": train.tolist(), "val": val.tolist(), "test": test.tolist()},
+        {"train": train.tolist(), "val": val.tolist(), "test": test.tolist(), "held out": held},
         range(len(utterances)),
         f"utterances of fold {fold.index}",
     )

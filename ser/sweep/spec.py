@@ -172,6 +172,13 @@ def _check_sweep(sweep: DictConfig, path: Path) -> None:
     for key, ok, want in checks:
         if not ok:
             bad(key, f"{OmegaConf.select(sweep, key)} must be {want}")
+    nested = sweep.nested
+    if nested.outer_folds != 0 and (nested.outer_folds < 2 or nested.inner_folds < 2):
+        bad("nested", "outer_folds and inner_folds must be at least 2 (outer_folds 0 turns nested CV off)")
+    if nested.outer_folds and sweep.resources.workers > 1:
+        bad(
+            "nested", "nested CV trains CV trials; it cannot be combined with DDP workers (resources.workers)"
+        )
     if sweep.resources.workers > 1 and sweep.cv.folds > 0:
         bad(
             "resources.workers",

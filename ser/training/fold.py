@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ser.config import ConfigError, monitor_mode
 from ser.data.datamodule import PreparedData, SERDataModule
+from ser.data.folds import Fold
 from ser.models.averaging import weight_averaging
 from ser.models.pipeline import build_classifier
 from ser.models.registry import count_parameters, get_spec
@@ -88,11 +89,14 @@ def train_fold(
     distributed: Distributed | None = None,
     wandb_name: str | None = None,
     write_plots: bool = True,
+    fold: Fold | None = None,
 ) -> FoldResult:
-    """Train fold `fold_index` (resuming from a `last.ckpt` when given), test its best checkpoint once."""
+    """Train fold `fold_index` (or the given `fold`, e.g. the final held-out split), resuming from a saved
+    training state when given, and test its best checkpoint once (when the fold has a test split: CV folds
+    with held-out speakers have none)."""
     start = time.perf_counter()
     fold_dir.mkdir(parents=True, exist_ok=True)
-    dm = SERDataModule(cfg, prepared, fold_index)
+    dm = SERDataModule(cfg, prepared, fold_index, fold=fold)
     metric = str(cfg.trainer.monitor)
     mode = monitor_mode(metric)
     if not get_spec(cfg.model.name).is_torch:
@@ -137,11 +141,12 @@ def train_fold(
     try:
         trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None)
         best_path = best.best_model_path or None
-        trainer.test(model, datamodule=dm, ckpt_path=best_path, verbose=False, weights_only=False)
+        if dm.has_test:
+            trainer.test(model, datamodule=dm, ckpt_path=best_path, verbose=False, weights_only=False)
     finally:
         if run is not None:
             run.experiment.finish()  # this fold's run only (not wandb.finish(): other folds' threads)
-    test = dict(model.test_results)
+    test = dict(model.test_results) if dm.has_test else None
     value, epoch = best_of(history.epochs, metric, mode)
     result = FoldResult(
         fold=fold_index,
@@ -157,7 +162,7 @@ def train_fold(
         warnings=list(dm.fold.warnings),
         world_size=trainer.world_size,
     )
-    if write_plots and trainer.is_global_zero:
+    if write_plots and trainer.is_global_zero and test is not None:
         plot_confusion(
             test["confusion"], prepared.labels, fold_dir / "confusion_matrix.png", f"fold {fold_index} (test)"
         )
@@ -184,14 +189,14 @@ def _train_svm_fold(
     x, y = (t.numpy() for t in dm.split_tensors("train"))
     model = fit_svm(x.reshape(len(x), -1), y, cfg.model)
     results = {}
-    for split in ("val", "test"):
+    for split in ("val", "test") if dm.has_test else ("val",):
         xs, ys = (t.numpy() for t in dm.split_tensors(split))
         pred, _ = predict_svm(model, xs.reshape(len(xs), -1), n_classes=dm.n_classes)
         results[split] = classification_metrics(ys, pred, dm.labels)
     val = {f"val/{k}": float(results["val"][k]) for k in ("wa", "uar", "f1")}
     if on_epoch is not None:
         on_epoch(0, val, None)
-    if write_plots:
+    if write_plots and dm.has_test:
         plot_confusion(
             results["test"]["confusion"],
             dm.labels,
@@ -202,7 +207,7 @@ def _train_svm_fold(
         fold=dm.fold_index,
         speakers=dm.split_speakers(),
         sizes=dm.split_sizes(),
-        test=results["test"],
+        test=results.get("test"),
         selection=Selection(metric=metric, mode=monitor_mode(metric), best=val[metric], epoch=0),
         epochs=1,
         parameters=int(model[-1].support_vectors_.size),  # stored support-vector values
