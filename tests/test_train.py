@@ -252,3 +252,35 @@ def test_ema_weights_are_validated_saved_and_tested(tiny_cfg_factory, tmp_path: 
         torch.testing.assert_close(seen, expected)
     evaluated = evaluate_checkpoint(fold.checkpoint, out_dir=tmp_path / "eval")["metrics"]["folds"][0]
     assert evaluated["test"]["confusion"] == fold.test["confusion"]
+
+
+def test_an_ensemble_averages_its_members_and_loads_everywhere(
+    tiny_cfg_factory, tiny_run, tmp_path: Path
+) -> None:
+    from ser.inference.scorer import load_scorer
+
+    result = fit_folds(tiny_cfg_factory("trainer.run_name=tiny-ensemble", "model.ensemble=2"))
+    fold = result.folds[0]
+    assert [m["seed"] for m in fold.members] == [0, 1000]
+    # member 0 is the single model of the same seed, trained the same way
+    single = tiny_run.folds[0]
+    assert [h["val/uar"] for h in single.history] == pytest.approx([h["val/uar"] for h in fold.history])
+    # one ordinary checkpoint: its probabilities are the mean of the members' probabilities
+    clip = (0.1 * np.random.default_rng(0).standard_normal((3, 16000))).astype(np.float32)
+    ensemble = load_scorer(fold.checkpoint)
+    members = [load_scorer(m["checkpoint"]) for m in fold.members]
+    mean = np.mean([m.probabilities(clip) for m in members], axis=0)
+    np.testing.assert_allclose(ensemble.probabilities(clip), mean, atol=1e-5)
+    evaluated = evaluate_checkpoint(fold.checkpoint, out_dir=tmp_path / "eval")["metrics"]["folds"][0]
+    assert evaluated["test"]["confusion"] == fold.test["confusion"]
+    assert fold.selection.best is not None and fold.selection.epoch is None  # the ensemble's validation UA
+
+
+def test_ensembles_are_refused_in_sweeps(tmp_path: Path) -> None:
+    from ser.config import ConfigError
+    from ser.sweep.spec import load_sweep
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nspace:\n  model.ensemble: {choice: [1, 3]}\n")
+    with pytest.raises(ConfigError, match="model.ensemble"):
+        load_sweep(path)

@@ -156,6 +156,7 @@ class ModelConfig:
     svm_c: float = 1.0
     svm_kernel: str = "rbf"
     svm_class_weight: str = "none"  # none | balanced (weights inversely proportional to counts)
+    ensemble: int = 1  # > 1: that many members (seeds) per fold, trained one by one, probabilities averaged
 
 
 @dataclass

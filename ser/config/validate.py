@@ -57,6 +57,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "model.lstm_hidden": (1, None, True),
     "model.lstm_layers": (1, None, True),
     "model.svm_c": (0, None, False),
+    "model.ensemble": (1, 16, True),
     "optim.lr": (0, None, True),
     "optim.beta1": (0, 1, True),
     "optim.beta2": (0, 1, True),

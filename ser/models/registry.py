@@ -92,6 +92,10 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int) 
             f"invalid config key 'model.name': {cfg.name!r} takes {spec.input_kind} input "
             f"{INPUT_SHAPES[spec.input_kind]}, got input_shape {shape}; check data.features.kind"
         )
+    if int(getattr(cfg, "ensemble", 1)) > 1:  # members trained one by one, then held together
+        from ser.models.ensemble import EnsembleNet
+
+        return EnsembleNet([spec.builder(cfg, shape, n_classes) for _ in range(int(cfg.ensemble))])
     return spec.builder(cfg, shape, n_classes)
 
 

@@ -213,6 +213,11 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     space: dict[str, tuple[str, Any]] = {}
     for key, spec in (_plain(sweep.space) or {}).items():
         _parse_domain(base, key, spec, str(path), space)
+    if int(base.model.ensemble) > 1 or any(k.split(COND_SEP)[-1] == "model.ensemble" for k in space):
+        raise ConfigError(
+            f"invalid config key 'model.ensemble' in {path}: ensembles are for final runs (ser fit, "
+            "ser holdout), not sweep trials (their members train one after another); sweep the single model"
+        )
     return SweepPlan(sweep=sweep, base=base, space=space, source=path)
 
 

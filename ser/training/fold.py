@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,13 @@ def train_fold(
     mode = monitor_mode(metric)
     if not get_spec(cfg.model.name).is_torch:
         return _train_svm_fold(cfg, dm, fold_dir, start, on_epoch, write_plots)
+    if int(cfg.model.ensemble) > 1:
+        if on_epoch is not None or resume_from is not None or distributed is not None:
+            raise ConfigError(
+                "invalid config key 'model.ensemble': ensembles are for final runs (ser fit, ser holdout), "
+                "not sweep trials: their members train one after another"
+            )
+        return _train_ensemble_fold(cfg, prepared, dm, fold_dir, start, write_plots)
     with _INIT_LOCK:
         L.seed_everything(fold_seed(cfg, fold_index), workers=True, verbose=False)
         model, feature_shape = build_classifier(
@@ -167,6 +175,102 @@ def train_fold(
             test["confusion"], prepared.labels, fold_dir / "confusion_matrix.png", f"fold {fold_index} (test)"
         )
     return result
+
+
+ENSEMBLE_SEED_STRIDE = 1000  # member m of fold k trains with seed trainer.seed + 1000 m + k
+
+
+def member_config(cfg: DictConfig, member: int) -> DictConfig:
+    """Member `member` of an ensemble: one network, its own seed (member 0 = the single model's seed)."""
+    member_cfg = cfg.copy()
+    member_cfg.model.ensemble = 1
+    member_cfg.trainer.seed = int(cfg.trainer.seed) + ENSEMBLE_SEED_STRIDE * member
+    return member_cfg
+
+
+def _train_ensemble_fold(
+    cfg: DictConfig,
+    prepared: PreparedData,
+    dm: SERDataModule,
+    fold_dir: Path,
+    start: float,
+    write_plots: bool,
+) -> FoldResult:
+    """Train `model.ensemble` members one by one (each checkpoint chosen on validation), then score the
+    average of their probabilities on validation (its value is the fold's selection value) and test, and
+    save it as one ordinary checkpoint that every command loads."""
+    import torch
+
+    members = [
+        train_fold(
+            member_config(cfg, m),
+            prepared,
+            dm.fold_index,
+            fold_dir / f"member_{m}",
+            fold=dm.fold,
+            write_plots=False,
+        )
+        for m in range(int(cfg.model.ensemble))
+    ]
+    model, feature_shape = build_classifier(
+        cfg,
+        dm.row_shape,
+        prepared.labels,
+        prepared.kind,
+        prepared.waveform_mode,
+        seed=fold_seed(cfg, dm.fold_index),
+    )
+    state: dict[str, Any] = {}
+    for m, member in enumerate(members):
+        weights = torch.load(member.checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+        for key, value in weights.items():
+            if key.startswith("net."):
+                state[f"net.members.{m}.{key[len('net.') :]}"] = value
+            elif m == 0:  # the front end's fitted statistics (the same training split for every member)
+                state[key] = value
+    model.load_state_dict(state, strict=True)
+    scorer = make_trainer(
+        cfg, fold_dir, [PipelineInfo(checkpoint_info(cfg, prepared, dm, feature_shape))], training=False
+    )
+    scorer.validate(model, datamodule=dm, verbose=False)
+    metric, mode = str(cfg.trainer.monitor), monitor_mode(str(cfg.trainer.monitor))
+    value = float(model.val_results[metric.split("/", 1)[1]])
+    test = None
+    if dm.has_test:
+        scorer.test(model, datamodule=dm, verbose=False)
+        test = dict(model.test_results)
+    best_path = fold_dir / f"{BEST}.ckpt"
+    scorer.save_checkpoint(best_path)  # (weights_only would skip the callbacks that store the pipeline facts)
+    if write_plots and test is not None:
+        plot_confusion(
+            test["confusion"],
+            prepared.labels,
+            fold_dir / "confusion_matrix.png",
+            f"fold {dm.fold_index} (test)",
+        )
+    return FoldResult(
+        fold=dm.fold_index,
+        speakers=dm.split_speakers(),
+        sizes=dm.split_sizes(),
+        test=test,
+        selection=Selection(metric=metric, mode=mode, best=value, epoch=None),
+        epochs=sum(m.epochs for m in members),
+        parameters=count_parameters(model.net),
+        wall_seconds=time.perf_counter() - start,
+        checkpoint=str(best_path),
+        history=members[0].history,
+        warnings=list(dm.fold.warnings),
+        members=[
+            {
+                "seed": int(member_config(cfg, m).trainer.seed),
+                "selection": asdict(r.selection),
+                "epochs": r.epochs,
+                "test_uar": (r.test or {}).get("uar"),
+                "checkpoint": r.checkpoint,
+            }
+            for m, r in enumerate(members)
+        ],
+    )
 
 
 def _train_svm_fold(

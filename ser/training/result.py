@@ -47,6 +47,7 @@ class FoldResult:
     history: list[dict[str, float]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     world_size: int = 1
+    members: list[dict[str, Any]] = field(default_factory=list)  # an ensemble's members (model.ensemble)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
