@@ -405,3 +405,28 @@ def test_trials_share_prepared_data_only_when_its_settings_match(tiny_cfg_factor
     assert prepared_for(apply_params(base, per_batch), shared) == "the base config's prepared data"
     own = prepared_for(apply_params(base, {"data.features.n_mels": 24}), shared)
     assert own.x.shape[-2] == 24  # prepared with the trial's own setting, not the shared array
+
+
+def test_sweep_plot_axes_follow_the_search_space(tmp_path: Path) -> None:
+    from ser.sweep.plots import _jitter, axis_kind, plot_metric_vs_keys, plot_parallel_coordinates
+
+    assert axis_kind([1e-4, 3e-3], "loguniform") == "log"
+    assert axis_kind([1, 2, 3], "choice") == "int"
+    assert axis_kind([0.1, 0.25], "uniform") == "float"
+    assert axis_kind(["grid", "stats"], "choice") == "category"
+    import numpy as np
+
+    xs = _jitter(np.array([1.0, 1.0, 2.0]), np.array([0.5, 0.5, 0.5]), 0.1)
+    assert xs[0] != xs[1] and xs[2] == 2.0  # overlapping points spread, others untouched
+    rows = [
+        {"best": 0.4 + 0.05 * i, "stopped_early": i == 0, "optim.lr": lr, "model.time_pooling": pool}
+        for i, (lr, pool) in enumerate([(1e-4, "grid"), (1e-3, "stats"), (1e-2, "stats")])
+    ]
+    samplers = {"optim.lr": "loguniform", "model.time_pooling": "choice"}
+    paths = plot_metric_vs_keys(rows, ["optim.lr", "model.time_pooling"], "val/uar", samplers, tmp_path)
+    assert [p.name for p in paths] == ["metric_vs_optim.lr.png", "metric_vs_model.time_pooling.png"]
+    assert (
+        plot_parallel_coordinates(rows, list(samplers), "val/uar", samplers, tmp_path / "pc.png")
+        .stat()
+        .st_size
+    )
