@@ -31,8 +31,8 @@ from ser.config import RootConfig, merge_into
 from ser.data.datamodule import PreparedData, prepare_data, resolve_feature_kind, uses_wave_augment
 from ser.data.folds import parse_fold
 from ser.sweep.spec import apply_params
-from ser.training.fit import protocol
-from ser.training.result import FoldResult, run_metrics, write_metrics
+from ser.training.fit import fold_metrics
+from ser.training.result import FoldResult, write_metrics
 
 REPORTED = ("val/uar", "val/wa", "val/f1", "val/loss")  # the metrics a sweep may rank by (trainer.monitor)
 EPOCH = "epoch"  # reported with every result: epochs trained (1-based), equal to Tune's iteration
@@ -177,31 +177,24 @@ def train_folds_in_lockstep(
     """Every fold in its own thread through `train_fold`, meeting at the reporter's barrier each epoch."""
     from ser.training.fold import train_fold
 
+    def train(index: int) -> FoldResult:
+        return train_fold(
+            cfg,
+            data,
+            index,
+            out_dir / f"fold_{index}",
+            on_epoch=reporter.hook(index),
+            resume_from=resume.get(index),
+        )
+
     if len(folds) == 1:  # no thread needed
-        index = folds[0]
-        return [
-            train_fold(
-                cfg,
-                data,
-                index,
-                out_dir / f"fold_{index}",
-                on_epoch=reporter.hook(index),
-                resume_from=resume.get(index),
-            )
-        ]
+        return [train(folds[0])]
     results: dict[int, FoldResult] = {}
     errors: list[BaseException] = []
 
     def work(index: int) -> None:
         try:
-            results[index] = train_fold(
-                cfg,
-                data,
-                index,
-                out_dir / f"fold_{index}",
-                on_epoch=reporter.hook(index),
-                resume_from=resume.get(index),
-            )
+            results[index] = train(index)
         except threading.BrokenBarrierError:
             pass  # another fold failed: its error is the trial's error
         except BaseException as exc:  # noqa: BLE001 - re-raised in the trial thread below
@@ -262,14 +255,8 @@ def write_trial_metrics(
     start: float,
     error: str | None = None,
 ) -> None:
-    metrics = run_metrics(
-        folds,
-        model=cfg.model.name,
-        labels=data.labels,
-        feature=data.kind,
-        protocol=protocol(data, [f.fold for f in folds]),
-        wall_seconds=time.perf_counter() - start,
-        status="error" if error else "completed",
-        error=error,
+    """The trial's metrics.json: the `ser fit` schema, with `status` completed or error."""
+    metrics = fold_metrics(
+        cfg, data, folds, time.perf_counter() - start, status="error" if error else "completed", error=error
     )
     write_metrics(out / "metrics.json", metrics)

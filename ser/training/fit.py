@@ -65,16 +65,11 @@ def report_data(prepared: PreparedData, console: Any) -> None:
             console.print(f"  {item.path}: {item.reason}")
 
 
-def write_run(
-    run_dir: Path,
-    cfg: DictConfig,
-    prepared: PreparedData,
-    folds: Sequence[FoldResult],
-    wall_seconds: float,
-    **extra: Any,
+def fold_metrics(
+    cfg: DictConfig, prepared: PreparedData, folds: Sequence[FoldResult], wall_seconds: float, **extra: Any
 ) -> dict[str, Any]:
-    """metrics.json and the run's plots from its fold results."""
-    metrics = run_metrics(
+    """The metrics.json content of these folds of this config and data (runs and sweep trials alike)."""
+    return run_metrics(
         folds,
         model=cfg.model.name,
         labels=prepared.labels,
@@ -84,6 +79,18 @@ def write_run(
         wall_seconds=wall_seconds,
         **extra,
     )
+
+
+def write_run(
+    run_dir: Path,
+    cfg: DictConfig,
+    prepared: PreparedData,
+    folds: Sequence[FoldResult],
+    wall_seconds: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """metrics.json and the run's plots from its fold results."""
+    metrics = fold_metrics(cfg, prepared, folds, wall_seconds, **extra)
     write_metrics(run_dir / "metrics.json", metrics)
     confusion = total_confusion(folds)
     if confusion is not None:

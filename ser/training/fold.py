@@ -36,6 +36,12 @@ BEST = "best"  # fold_K/best.ckpt: the checkpoint chosen on validation
 _INIT_LOCK = threading.Lock()
 
 
+def plot_fold_confusion(test: dict[str, Any], fold_dir: Path, fold_index: int) -> None:
+    plot_confusion(
+        test["confusion"], test["labels"], fold_dir / "confusion_matrix.png", f"fold {fold_index} (test)"
+    )
+
+
 def fold_seed(cfg: DictConfig, fold_index: int) -> int:
     return int(cfg.trainer.seed) + fold_index
 
@@ -171,9 +177,7 @@ def train_fold(
         world_size=trainer.world_size,
     )
     if write_plots and trainer.is_global_zero and test is not None:
-        plot_confusion(
-            test["confusion"], prepared.labels, fold_dir / "confusion_matrix.png", f"fold {fold_index} (test)"
-        )
+        plot_fold_confusion(test, fold_dir, fold_index)
     return result
 
 
@@ -242,12 +246,7 @@ def _train_ensemble_fold(
     best_path = fold_dir / f"{BEST}.ckpt"
     scorer.save_checkpoint(best_path)  # (weights_only would skip the callbacks that store the pipeline facts)
     if write_plots and test is not None:
-        plot_confusion(
-            test["confusion"],
-            prepared.labels,
-            fold_dir / "confusion_matrix.png",
-            f"fold {dm.fold_index} (test)",
-        )
+        plot_fold_confusion(test, fold_dir, dm.fold_index)
     return FoldResult(
         fold=dm.fold_index,
         speakers=dm.split_speakers(),
@@ -301,12 +300,7 @@ def _train_svm_fold(
     if on_epoch is not None:
         on_epoch(0, val, None)
     if write_plots and dm.has_test:
-        plot_confusion(
-            results["test"]["confusion"],
-            dm.labels,
-            fold_dir / "confusion_matrix.png",
-            f"fold {dm.fold_index} (test)",
-        )
+        plot_fold_confusion(results["test"], fold_dir, dm.fold_index)
     return FoldResult(
         fold=dm.fold_index,
         speakers=dm.split_speakers(),
