@@ -79,9 +79,10 @@ class PreparedData:
 
 
 def prepare_data(
-    cfg: DictConfig, progress: bool = True, dataset: LabelledDataset | None = None
+    cfg: DictConfig, progress: bool = True, dataset: LabelledDataset | None = None, make_folds: bool = True
 ) -> PreparedData:
-    """Scan, decode and featurise once (cached on disk); compute the speaker folds."""
+    """Scan, decode and featurise once (cached on disk); compute the speaker folds (unless `make_folds` is
+    False: a whole corpus scored as one test set needs none)."""
     from ser.data.cache import load_features, load_waveforms
 
     kind = resolve_feature_kind(cfg)
@@ -99,7 +100,7 @@ def prepare_data(
         )
     data = dataset or build_dataset(cfg.data, check_audio=False, progress=progress)
     fixed: list[Fold] | None = None
-    if cfg.data.get("partition"):  # folds from a file: only the utterances it lists are used
+    if cfg.data.get("partition") and make_folds:  # folds from a file: only the utterances it lists are used
         from ser.data.partition import partition_folds, resolve_partition
 
         partition = resolve_partition(str(cfg.data.partition), data.utterances)
@@ -125,7 +126,7 @@ def prepare_data(
     if cfg.data.features.normalize == "speaker":  # fold-independent (no labels): once, for every split
         array = standardize_groups(array, speakers).numpy()
     genders = {u.speaker: u.gender for u in rows}
-    folds = fixed if fixed is not None else compute_folds(cfg, rows, genders)
+    folds = fixed if fixed is not None else compute_folds(cfg, rows, genders) if make_folds else []
     return PreparedData(
         labels=list(data.labels),
         kind=kind,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
@@ -157,11 +158,25 @@ def train_fold(
         warnings=list(dm.fold.warnings),
         world_size=trainer.world_size,
     )
+    if trainer.is_global_zero:
+        write_test_predictions(model, prepared, dm, fold_dir)
     if write_plots and trainer.is_global_zero:
         plot_confusion(
             test["confusion"], prepared.labels, fold_dir / "confusion_matrix.png", f"fold {fold_index} (test)"
         )
     return result
+
+
+def write_test_predictions(model, prepared: PreparedData, dm: SERDataModule, fold_dir: Path) -> Path:
+    """fold_dir/predictions.npz: the tested checkpoint's probabilities and embeddings per test utterance."""
+    from ser.report.predictions import FILENAME, write_predictions
+    from ser.training.predictions import collect_predictions
+
+    rows = np.sort(dm.test_idx)
+    batch = int(dm.cfg.data.batch_size)
+    return write_predictions(
+        fold_dir / FILENAME, collect_predictions(model, prepared, rows, dm.fold_index, batch)
+    )
 
 
 def _train_svm_fold(
@@ -183,11 +198,18 @@ def _train_svm_fold(
         )
     x, y = (t.numpy() for t in dm.split_tensors("train"))
     model = fit_svm(x.reshape(len(x), -1), y, cfg.model)
-    results = {}
+    results, probs = {}, {}
     for split in ("val", "test"):
         xs, ys = (t.numpy() for t in dm.split_tensors(split))
-        pred, _ = predict_svm(model, xs.reshape(len(xs), -1), n_classes=dm.n_classes)
+        pred, probs[split] = predict_svm(model, xs.reshape(len(xs), -1), n_classes=dm.n_classes)
         results[split] = classification_metrics(ys, pred, dm.labels)
+    from ser.report.predictions import FILENAME, write_predictions
+    from ser.training.predictions import svm_predictions
+
+    rows = np.sort(dm.test_idx)  # split_tensors("test") is in this order
+    write_predictions(
+        fold_dir / FILENAME, svm_predictions(probs["test"], dm.labels, dm.prepared, rows, dm.fold_index)
+    )
     val = {f"val/{k}": float(results["val"][k]) for k in ("wa", "uar", "f1")}
     if on_epoch is not None:
         on_epoch(0, val, None)
