@@ -299,6 +299,7 @@ def _projection(parts: list[Predictions], method: str) -> str:
         "so one fold is projected (the one with the most test speakers); the table gives every fold's "
         "silhouettes on the full embedding (higher = tighter groups).</p>"
         + verdict
+        + f'<p class="muted" id="projection">{_e(title)}, projected by {_e(proj.method)}</p>'
         + _img(figures.projection_panels(proj, emotions, chosen.speakers.tolist(), title), "2-D projection")
         + _table(
             ["fold", "test speakers", "utterances", "silhouette by emotion", "silhouette by speaker"], rows
