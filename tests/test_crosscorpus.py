@@ -189,3 +189,13 @@ def test_crosscorpus_command_on_two_synthetic_styles(tmp_path, capsys):
     assert values[0, 0] == pytest.approx(cells[("ravdess", "ravdess")]["uar_mean"], abs=1e-4)
     assert (out / "crosscorpus.png").stat().st_size > 10_000
     assert "ravdess -> emodb: UA" in capsys.readouterr().err
+
+
+def test_a_missing_corpus_fails_before_any_training(emodb_root, tmp_path, capsys):
+    from ser.cli import main
+
+    out = tmp_path / "matrix"
+    assert main(["crosscorpus", f"emodb:{emodb_root}", f"savee:{tmp_path / 'nope'}", "--out", str(out)]) == 2
+    assert "savee: root" in capsys.readouterr().err and not (out / "runs").exists()
+    assert main(["crosscorpus", f"emodb:{emodb_root}", f"emodb:{emodb_root}"]) == 2
+    assert "given twice" in capsys.readouterr().err

@@ -98,7 +98,9 @@ def plot_crosscorpus(
             colour = "black" if mean[i, j] > 0.6 else "white"
             text = f"{mean[i, j]:.2f}\n±{sd[i, j]:.2f}\n{int(classes[i, j])} cls"
             ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
-        ax.add_patch(plt.Rectangle((i - 0.45, i - 0.45), 0.9, 0.9, fill=False, edgecolor="#e74c3c", linewidth=2))
+        ax.add_patch(
+            plt.Rectangle((i - 0.45, i - 0.45), 0.9, 0.9, fill=False, edgecolor="#e74c3c", linewidth=2)
+        )
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="UA (macro recall)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

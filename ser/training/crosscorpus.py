@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ser.config import CHOICES, ConfigError, load_config, resolve_config_file
 from ser.config.load import PRESET_DIR
+from ser.data.dataset import build_dataset
 from ser.inference.checkpoint import read_checkpoint
 from ser.report.plots import plot_crosscorpus
 from ser.training.evaluate import (
@@ -166,6 +167,7 @@ def cross_corpus(
             raise ConfigError(
                 f"invalid config key 'model.name': svm keeps no checkpoint to test on {tag}'s peers"
             )
+        build_dataset(cfg.data, check_audio=False)  # a missing root or empty corpus fails before training
     eval_layers = {
         e.tag: _data_only(evaluation_layers(e.configs, [*e.overrides, *_evaluation_overrides(overrides)]))
         for e in entries
@@ -215,8 +217,8 @@ def _score(checkpoints: Sequence[str], train: str, test: str, layers: DictConfig
         )
         cell.uar.append(float(result["metrics"]["summary"]["test/uar"]["mean"]))
         cell.paths.append(str(result["out_dir"]))
-    assert match is not None
-    cell.classes, cell.dropped, cell.absent = len(match.evaluated), match.dropped, match.absent
+    if match is not None:  # None: the run kept no checkpoint; the cell stays empty (n/a)
+        cell.classes, cell.dropped, cell.absent = len(match.evaluated), match.dropped, match.absent
     return cell
 
 

@@ -43,7 +43,8 @@ def collect_predictions(
 ) -> Predictions:
     """Probabilities and embeddings of `model` (an EmotionClassifier) for `rows` of the prepared array."""
     rows = np.asarray(rows, dtype=np.int64)
-    device = next(model.parameters()).device
+    weights = next(p for p in model.parameters() if p.is_floating_point())
+    device, dtype = weights.device, weights.dtype  # 16-true / bf16-true runs hold half-precision weights
     head = penultimate_layer(model.net, model.n_classes)
     captured: list[torch.Tensor] = []
     hook = None
@@ -57,7 +58,7 @@ def collect_predictions(
     try:
         for start in range(0, len(rows), batch_size):
             idx = rows[start : start + batch_size]
-            x = torch.from_numpy(np.asarray(prepared.x[idx], dtype=np.float32)).to(device)
+            x = torch.from_numpy(np.asarray(prepared.x[idx], dtype=np.float32)).to(device, dtype)
             probs.append(torch.softmax(model(x).float(), dim=-1).cpu())
     finally:
         if hook is not None:

@@ -70,7 +70,7 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     return header, rows
 
 
-def _problem(row: dict[str, str], header: list[str]) -> Optional[str]:
+def _problem(row: dict[str, str]) -> Optional[str]:
     for column in REQUIRED:
         if not row.get(column):
             return f"empty {column}"
@@ -92,10 +92,10 @@ def scan(
     manifest = manifest_path(spec.root)
     folder = manifest.parent
     builder = ScanBuilder(NAME, folder, EXPECTED)
-    header, rows = read_rows(manifest)
+    _header, rows = read_rows(manifest)
     for number, row in rows:
         where = Path(f"{manifest}:{number}")
-        problem = _problem(row, header)
+        problem = _problem(row)
         if problem:
             builder.skip(where, f"row {number}: {problem}")
             continue
