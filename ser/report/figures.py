@@ -81,9 +81,11 @@ def reliability_diagram(rel: Reliability) -> bytes:
         rel.confidence[filled] - rel.accuracy[filled],
         bottom=rel.accuracy[filled],
         width=width * 0.95,
-        color="#e74c3c",
-        alpha=0.35,
-        label="gap to confidence",
+        fill=False,
+        hatch="//",
+        edgecolor="#c0392b",
+        linewidth=0.8,
+        label="gap to mean confidence",
     )
     ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
     ax.set_ylim(0, 1)

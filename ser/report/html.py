@@ -292,7 +292,8 @@ def _projection(parts: list[Predictions], method: str) -> str:
             f"<b>{more}</b> (silhouette by emotion {proj.emotion_silhouette:.3f}, by speaker "
             f"{proj.speaker_silhouette:.3f}).</p>"
         )
-    title = f"fold {chosen.fold} test utterances ({len(set(chosen.speakers.tolist()))} speakers)"
+    n_speakers = len(set(chosen.speakers.tolist()))
+    title = f"fold {chosen.fold} test utterances ({n_speakers} speaker{'s' if n_speakers != 1 else ''})"
     return (
         "<h2>Embeddings</h2>"
         "<p>The input of the classifier's last layer for each test utterance. Each fold has its own model, "
