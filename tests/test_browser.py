@@ -6,27 +6,14 @@ used: `executable_path` points at the system browser). Skips with the reason whe
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, chromium_missing
 
-if not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(
-        f"{CHROMIUM} not found: apt-get install chromium to run the browser tests", allow_module_level=True
-    )
+if chromium_missing():
+    pytest.skip(chromium_missing(), allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 pytest.importorskip("fastapi", reason="the web UI needs the `ui` extra")
 

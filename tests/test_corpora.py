@@ -160,7 +160,7 @@ def test_progress_bar_goes_to_stderr(ravdess_root, capsys, monkeypatch):
     assert "checking ravdess audio" in captured.err and captured.out == ""
 
 
-@pytest.mark.parametrize("name", sorted(set(CORPORA) - {"synthetic"}))
+@pytest.mark.parametrize("name", sorted(set(CORPORA) - {"synthetic", "manifest"}))  # manifest: a file
 def test_root_problems_are_corpus_errors(tmp_path, wav_writer, name):
     with pytest.raises(CorpusError, match="does not exist"):
         scan_corpus(CorpusSpec(name=name, root=str(tmp_path / "missing")))
@@ -185,8 +185,10 @@ def test_root_with_only_unusable_files_names_them(tmp_path, wav_writer):
 
 
 def test_unknown_corpus_name_lists_known_ones():
-    with pytest.raises(ConfigError, match="unknown corpus 'iemocap'.*crema_d, folder, ravdess"):
-        scan_corpus(CorpusSpec(name="iemocap", root="/tmp"))
+    with pytest.raises(
+        ConfigError, match="unknown corpus 'aibo'.*crema_d, emodb, esd, folder, iemocap, manifest, ravdess"
+    ):
+        scan_corpus(CorpusSpec(name="aibo", root="/tmp"))
 
 
 # ------------------------------------------------------------------------------------------------ crema_d

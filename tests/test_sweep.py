@@ -227,6 +227,11 @@ def test_smoke_sweep_asha_stops_and_failures_are_recorded(tiny_env, ray_session,
     best = load_config([out / "best_config.yaml"])
     assert best.optim.lr == pytest.approx(0.01) and best.trainer.max_epochs == 3
     assert (out / "best" / "checkpoint.ckpt").stat().st_size > 0
+    # ... with its test predictions, so `ser report SWEEP_DIR` has the best trial's speakers and embeddings
+    from ser.report.html import write_report
+
+    assert (out / "best" / "fold_0" / "predictions.npz").is_file()
+    assert "<h2>Embeddings</h2>" in write_report(out).read_text()
     for plot in ("parallel_coordinates.png", "asha_rungs.png", "metric_vs_optim.lr.png", "best/curves.png"):
         assert (out / plot).stat().st_size > 0, plot
     info = json.loads((out / "sweep.json").read_text())

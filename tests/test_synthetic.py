@@ -198,7 +198,7 @@ def test_tess_uses_two_female_speakers(tmp_path):
 
 def test_unknown_style_lists_the_styles(tmp_path):
     with pytest.raises(ValueError, match="folder.*ravdess.*crema_d.*tess"):
-        write_corpus(tmp_path, "emodb", _cfg())
+        write_corpus(tmp_path, "nosuchcorpus", _cfg())
 
 
 # ------------------------------------------------------------------------------------ materialize

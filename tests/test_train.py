@@ -138,6 +138,12 @@ def test_svm_baseline_reports_same_metrics(tiny_cfg_factory) -> None:
     assert result.metrics["feature"] == "handcrafted"
     assert fold["selection"]["best"] == fold["history"][0]["val/uar"]  # reported like any fold's epoch
     assert 0.0 <= fold["test"]["uar"] <= 1.0 and np.sum(fold["test"]["confusion"]) == fold["sizes"]["test"]
+    from ser.report.metrics import classification_metrics
+    from ser.report.predictions import read_predictions
+
+    pred = read_predictions(result.run_dir / "fold_0" / "predictions.npz")  # the SVM's rows, no embeddings
+    assert pred.embeddings is None and len(pred) == fold["sizes"]["test"]
+    assert classification_metrics(pred.y, pred.pred, pred.labels)["confusion"] == fold["test"]["confusion"]
 
 
 @pytest.mark.parametrize(

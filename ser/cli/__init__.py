@@ -1,4 +1,5 @@
-"""`ser fit | evaluate | predict | live | serve | data | configs | sweep`: thin commands over the library.
+"""`ser fit | evaluate | crosscorpus | report | predict | live | serve | data | configs | sweep`: thin
+commands over the library.
 
 Every command takes dotted `key=value` overrides of the config schema (ser/config/schema.py); errors a user
 can fix print one `ser: error: ...` line and exit 2 (ser/cli/errors.py).
@@ -23,7 +24,7 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
     from ser.data.inspect import inspect_corpus, print_report
 
     cfg = load_config(overrides=args.overrides)
-    spec = CorpusSpec(name=args.corpus, root=args.root, speaker_regex=args.speaker_regex)
+    spec = CorpusSpec(name=args.corpus, root=args.root, speaker_regex=args.speaker_regex, subset=args.subset)
     report = inspect_corpus(spec, synthetic=cfg.data.synthetic)
     if args.json:
         print(json.dumps(report, indent=None if args.compact else 2))
@@ -88,6 +89,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate_checkpoint(args.checkpoint, args.config, args.overrides, out_dir=args.out)
     print(f"results: {result['out_dir']}")
+    return 0
+
+
+def cmd_crosscorpus(args: argparse.Namespace) -> int:
+    from ser.training.crosscorpus import cross_corpus, parse_corpus
+
+    entries = [parse_corpus(text) for text in args.corpus]
+    result = cross_corpus(entries, args.config, args.overrides, out_dir=args.out)
+    out = result["out_dir"]
+    print(f"matrix: {out / 'crosscorpus.csv'}, {out / 'crosscorpus.png'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ser.report.html import write_report
+
+    path = write_report(args.run, out=args.out, projection=args.projection, worst=args.worst)
+    print(f"report: {path}")
     return 0
 
 
@@ -164,6 +183,35 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None, help="output directory (default: next to the checkpoint)")
     ev.set_defaults(func=cmd_evaluate)
 
+    xc = sub.add_parser(
+        "crosscorpus",
+        help="train on each corpus, test on every other: a UA matrix (CSV + heatmap)",
+        description="Fit every corpus over its speaker folds (the diagonal: within-corpus CV) and score each "
+        "fold checkpoint on the whole of every other corpus, on the classes both have (off-diagonal).",
+        epilog="e.g. `ser crosscorpus ravdess:/data/ravdess emodb:/data/emodb tess:/data/tess --config "
+        "model/sentan data.labels=[neutral,happy,sad,angry]`; overrides apply to every training run.",
+    )
+    xc.add_argument(
+        "corpus",
+        nargs="+",
+        help="NAME[:ROOT] (its preset data/NAME applies) or a YAML file with one corpus's data config",
+    )
+    xc.add_argument("--config", action="append", default=[], help=CONFIG_HELP + "; for every training run")
+    xc.add_argument("--out", default=None, help="output directory (default: runs/crosscorpus-<time>)")
+    xc.set_defaults(func=cmd_crosscorpus)
+
+    rp = sub.add_parser(
+        "report",
+        help="one self-contained HTML page about a run, evaluation or sweep (its best trial)",
+        description="Per-speaker UA, recall per class, reliability diagram with ECE, prediction entropy and "
+        "a 2-D projection of the penultimate layer, from the run's saved test predictions.",
+    )
+    rp.add_argument("run", help="a `ser fit` run directory, a `ser evaluate` output or a sweep directory")
+    rp.add_argument("--out", default=None, help="HTML file to write (default: RUN/report.html)")
+    rp.add_argument("--projection", default="pca", choices=("pca", "tsne"), help="2-D projection method")
+    rp.add_argument("--worst", type=int, default=3, help="how many of the worst speakers to name")
+    rp.set_defaults(func=cmd_report)
+
     pr = sub.add_parser("predict", help="label audio files or folders with a checkpoint")
     pr.add_argument("checkpoint")
     pr.add_argument("audio", nargs="+", help="audio files or folders")
@@ -191,9 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="inspect a corpus or write the synthetic one")
     dsub = data.add_subparsers(dest="data_command", required=True)
     ins = dsub.add_parser("inspect", help="counts, durations and skipped files of a corpus")
-    ins.add_argument("root", nargs="?", default=None, help="corpus root (not needed for synthetic)")
+    ins.add_argument(
+        "root", nargs="?", default=None, help="corpus root (not needed for synthetic; the file for manifest)"
+    )
     ins.add_argument("--corpus", default="synthetic", choices=CHOICES["data.corpus"], help="corpus layout")
     ins.add_argument("--speaker-regex", default=None, help="folder layout: regex with a 'speaker' group")
+    ins.add_argument("--subset", default=None, help="a part of the corpus (iemocap: improvised | scripted)")
     ins.add_argument("--json", action="store_true", help="print one JSON object")
     ins.add_argument("--compact", action="store_true", help="JSON on one line")
     ins.set_defaults(func=cmd_data_inspect)

@@ -19,10 +19,11 @@ class ConfigError(ValueError):
 class CorpusSpec:
     """One corpus to read: its adapter name, its root folder and adapter options."""
 
-    name: str = "synthetic"  # ravdess | crema_d | tess | folder | synthetic
-    root: Optional[str] = None  # not needed for synthetic
+    name: str = "synthetic"  # one of CHOICES["data.corpus"]
+    root: Optional[str] = None  # not needed for synthetic; the manifest file itself for `manifest`
     speaker_regex: Optional[str] = None  # folder layout: regex with a group named `speaker`
     label_map: Dict[str, str] = field(default_factory=dict)  # corpus label -> harmonised label
+    subset: Optional[str] = None  # iemocap: improvised | scripted (None: both)
 
 
 @dataclass
@@ -109,6 +110,7 @@ class DataConfig:
     corpus: str = "synthetic"
     root: Optional[str] = None
     speaker_regex: Optional[str] = None
+    subset: Optional[str] = None  # part of the corpus, where it has parts (iemocap: improvised | scripted)
     corpora: List[CorpusSpec] = field(default_factory=list)  # non-empty: merge these instead
     labels: Optional[List[str]] = None  # harmonised label set; None = union of what is found
     label_map: Dict[str, str] = field(default_factory=dict)  # applied to every corpus
@@ -116,11 +118,14 @@ class DataConfig:
     fold: str = "0"  # a fold index, or "all" for cross-validation
     val_folds: int = 1  # speaker folds held out for validation
     fold_seed: int = 0
+    fold_by: str = "speaker"  # speaker | session (IEMOCAP: leave one session = two speakers out)
+    partition: Optional[str] = None  # fixed folds from a file (YAML/JSON, an EmoBox folder) or "manifest"
     batch_size: int = 32
     num_workers: int = 0
     device_resident: bool = True  # keep the fold's tensors on the training device
     device_max_mb: float = 2048.0  # above this the DataModule falls back to DataLoaders
     class_weights: bool = False
+    sampler: str = "shuffle"  # shuffle | balanced (draw training items with class-balanced probabilities)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -303,7 +308,20 @@ MODEL_INPUTS: dict[str, str] = {
 # Every enumerated value, listed once: validation reads it, and the registries that bind names to code
 # (models, corpora, optimisers) are checked against it when they are built.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.corpus": ("ravdess", "crema_d", "tess", "folder", "synthetic"),
+    "data.corpus": (
+        "ravdess",
+        "crema_d",
+        "tess",
+        "emodb",
+        "iemocap",
+        "savee",
+        "esd",
+        "manifest",
+        "folder",
+        "synthetic",
+    ),
+    "data.fold_by": ("speaker", "session"),
+    "data.sampler": ("shuffle", "balanced"),
     "data.audio.crop": ("center", "start"),
     "data.audio.normalize": ("none", "peak", "rms"),
     "data.features.kind": ("auto", "logmel", "mfcc", "handcrafted"),

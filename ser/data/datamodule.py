@@ -12,18 +12,18 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from ser.config import ConfigError
 from ser.data.dataset import LabelledDataset, build_dataset
-from ser.data.folds import Fold, choose_held_out, speaker_folds, split_utterances
+from ser.data.folds import Fold, choose_held_out, group_folds, session_groups, speaker_folds, split_utterances
 from ser.data.normalize import standardize_groups
 from ser.data.types import CorpusError, Skipped
 
@@ -79,9 +79,10 @@ class PreparedData:
 
 
 def prepare_data(
-    cfg: DictConfig, progress: bool = True, dataset: LabelledDataset | None = None
+    cfg: DictConfig, progress: bool = True, dataset: LabelledDataset | None = None, make_folds: bool = True
 ) -> PreparedData:
-    """Scan, decode and featurise once (cached on disk); compute the speaker folds."""
+    """Scan, decode and featurise once (cached on disk); compute the speaker folds (unless `make_folds` is
+    False: a whole corpus scored as one test set needs none)."""
     from ser.data.cache import load_features, load_waveforms
 
     kind = resolve_feature_kind(cfg)
@@ -98,6 +99,13 @@ def prepare_data(
             + ("waveform augmentation (noise/shift/speed/pitch)" if waveform_mode else "handcrafted vectors")
         )
     data = dataset or build_dataset(cfg.data, check_audio=False, progress=progress)
+    fixed: list[Fold] | None = None
+    if cfg.data.get("partition") and make_folds:  # folds from a file: only the utterances it lists are used
+        from ser.data.partition import partition_folds, resolve_partition
+
+        partition = resolve_partition(str(cfg.data.partition), data.utterances)
+        fixed, used, left_out = partition_folds(partition, data.utterances)
+        data = replace(data, utterances=used, skipped=[*data.skipped, *left_out])
     cache_dir = cfg.data.features.cache_dir
     if waveform_mode:
         loaded = load_waveforms(data.utterances, cfg.data.audio, cache_dir=cache_dir, progress=progress)
@@ -121,12 +129,12 @@ def prepare_data(
     unique = sorted(set(speakers))
     hold = cfg.data.holdout
     held_out = choose_held_out(unique, genders, list(hold.speakers), float(hold.fraction), int(hold.seed))
-    try:
-        folds = speaker_folds(
-            unique, cfg.data.folds, cfg.data.val_folds, cfg.data.fold_seed, genders, held_out
+    if held_out and (fixed is not None or cfg.data.get("fold_by", "speaker") == "session"):
+        raise ConfigError(
+            "invalid config key 'data.holdout': held-out speakers work with computed speaker folds, not with "
+            "data.partition or data.fold_by=session"
         )
-    except ValueError as exc:
-        raise ConfigError(f"invalid config key 'data.folds': {exc}") from None
+    folds = fixed if fixed is not None else compute_folds(cfg, rows, genders, held_out) if make_folds else []
     return PreparedData(
         labels=list(data.labels),
         kind=kind,
@@ -145,8 +153,35 @@ def prepare_data(
     )
 
 
+def compute_folds(
+    cfg: DictConfig, rows: list, genders: dict[str, str | None], held_out: list[str] | None = None
+) -> list[Fold]:
+    """Speaker folds (train/validation folds of the others when speakers are held out), or session folds
+    (`data.fold_by: session`); a count the data cannot make is a ConfigError naming `data.folds`."""
+    try:
+        if cfg.data.get("fold_by", "speaker") == "session":
+            return group_folds(session_groups(rows), cfg.data.folds, cfg.data.val_folds, cfg.data.fold_seed)
+        unique = sorted({u.speaker for u in rows})
+        return speaker_folds(
+            unique, cfg.data.folds, cfg.data.val_folds, cfg.data.fold_seed, genders, held_out or ()
+        )
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"invalid config key 'data.folds': {exc}") from None
+
+
+def balanced_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Per-item sampling weights 1 / count(item's class): every class present is drawn equally often."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    return torch.from_numpy(1.0 / counts[y])
+
+
 class TensorBatches:
     """Shuffled index-slice batches over tensors that already live on the training device.
+
+    With `weights` (data.sampler=balanced) an epoch is len(y) items drawn with replacement in proportion
+    to the weights, from the same generator, so a seeded run stays reproducible and resumable.
 
     With `rows`, `x` is the whole shared array and `rows` the split's row numbers in it (`y` is the split's
     labels): batches are gathered straight from the shared array, so a split costs no copy of the data.
@@ -161,10 +196,14 @@ class TensorBatches:
         seed: int = 0,
         rows: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        weights: torch.Tensor | None = None,
     ) -> None:
         if rows is not None and len(rows) != len(y):
             raise ValueError(f"{len(rows)} row numbers for {len(y)} labels")
+        if weights is not None and len(weights) != len(y):
+            raise ValueError(f"{len(weights)} sampling weights for {len(y)} labels")
         self.x, self.y, self.batch_size, self.shuffle, self.rows = x, y, batch_size, shuffle, rows
+        self.weights = None if weights is None else weights.detach().to("cpu", torch.float64)
         self.generator = (
             generator if generator is not None else torch.Generator(device="cpu").manual_seed(seed)
         )
@@ -175,7 +214,12 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.y)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self.shuffle and self.weights is not None:  # class-balanced: n draws with replacement
+            order = torch.multinomial(self.weights, n, replacement=True, generator=self.generator)
+        elif self.shuffle:
+            order = torch.randperm(n, generator=self.generator)
+        else:
+            order = torch.arange(n)
         order = order.to(self.y.device)
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]
@@ -301,24 +345,39 @@ class SERDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._shuffle_state = state_dict.get("shuffle")
 
+    def _sampling_weights(self, name: str, shuffle: bool) -> torch.Tensor | None:
+        """Class-balanced weights of the split's rows (in `_rows` order) when data.sampler=balanced."""
+        if not shuffle or self.cfg.data.get("sampler", "shuffle") != "balanced":
+            return None
+        return balanced_weights(self.prepared.y[self._rows(name)], self.n_classes)
+
     def _loader(self, name: str, shuffle: bool):
         batch_size = int(self.cfg.data.batch_size)
         generator = self._generator(shuffle)
+        weights = self._sampling_weights(name, shuffle)
         if self._resident_fits():
             device = self._device()
             if device.type == "cpu":  # gather batches from the shared array itself: no per-split copy
                 rows = torch.from_numpy(self._rows(name).astype(np.int64))
                 y = torch.from_numpy(self.prepared.y[rows.numpy()])
-                return TensorBatches(self._shared_x(), y, batch_size, shuffle, generator=generator, rows=rows)
+                return TensorBatches(
+                    self._shared_x(), y, batch_size, shuffle, generator=generator, rows=rows, weights=weights
+                )
             x, y = self.split_tensors(name)
-            return TensorBatches(x.to(device), y.to(device), batch_size, shuffle, generator=generator)
+            return TensorBatches(
+                x.to(device), y.to(device), batch_size, shuffle, generator=generator, weights=weights
+            )
         x, y = self.split_tensors(name)
+        sampler = None
+        if weights is not None:
+            sampler = WeightedRandomSampler(weights, len(y), replacement=True, generator=generator)
         return DataLoader(
             TensorDataset(x, y),
             batch_size=batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             drop_last=shuffle and len(y) % batch_size == 1,
-            generator=generator,
+            generator=generator if sampler is None else None,
             num_workers=int(self.cfg.data.num_workers),
             pin_memory=torch.cuda.is_available(),
         )

@@ -50,7 +50,14 @@ def _label_map(mapping: Optional[Mapping[str, str]]) -> dict[str, str]:
 def _specs(data_cfg: DataConfig) -> list[CorpusSpec]:
     if data_cfg.corpora:
         return [as_spec(spec) for spec in data_cfg.corpora]
-    return [CorpusSpec(name=data_cfg.corpus, root=data_cfg.root, speaker_regex=data_cfg.speaker_regex)]
+    return [
+        CorpusSpec(
+            name=data_cfg.corpus,
+            root=data_cfg.root,
+            speaker_regex=data_cfg.speaker_regex,
+            subset=getattr(data_cfg, "subset", None),
+        )
+    ]
 
 
 def _synthetic(node: Any) -> Optional[SyntheticConfig]:
@@ -74,7 +81,8 @@ def _retag(utt: Utterance, tag: str) -> Utterance:
     if tag == utt.corpus:
         return utt
     cut = len(utt.corpus)
-    return replace(utt, id=tag + utt.id[cut:], speaker=tag + utt.speaker[cut:], corpus=tag)
+    session = None if utt.session is None else tag + utt.session[cut:]
+    return replace(utt, id=tag + utt.id[cut:], speaker=tag + utt.speaker[cut:], corpus=tag, session=session)
 
 
 def _wanted_labels(labels: Optional[list[str]]) -> Optional[list[str]]:

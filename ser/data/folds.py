@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -314,3 +315,55 @@ def parse_fold(value: str | int, k: int) -> list[int]:
     if not 0 <= index < k:
         raise ConfigError(f"data.fold={index} is out of range: there are {k} folds (0..{k - 1})")
     return [index]
+
+
+def session_groups(utterances: Sequence[Any]) -> dict[str, str]:
+    """speaker -> session of utterances with `.speaker` and `.session`; ConfigError when an utterance
+    has no session or a speaker was recorded in two (a session fold would then split a speaker)."""
+    groups: dict[str, str] = {}
+    missing: set[str] = set()
+    for utt in utterances:
+        speaker, session = str(utt.speaker), getattr(utt, "session", None)
+        if session is None:
+            missing.add(speaker)
+            continue
+        if groups.setdefault(speaker, str(session)) != str(session):
+            raise ConfigError(
+                f"invalid config key 'data.fold_by': speaker {speaker} is in sessions {groups[speaker]} and "
+                f"{session}, so leaving a session out would split the speaker; use data.fold_by=speaker"
+            )
+    if missing:
+        raise ConfigError(
+            "invalid config key 'data.fold_by': 'session' needs a session for every utterance (iemocap, or a "
+            f"manifest with a session column); speakers without one: {sorted(missing)[:5]}"
+        )
+    return groups
+
+
+def group_folds(groups: Mapping[str, str], k: int, val_folds: int = 1, seed: int = 0) -> list[Fold]:
+    """Folds over groups of speakers (IEMOCAP sessions): `speaker_folds` over the group ids, each group
+    then expanded to its speakers, and the speaker-level invariant checked again.
+
+    k = 0 leaves one group out (leave-one-session-out). Genders do not steer the dealing: a session holds
+    both."""
+    members: dict[str, list[str]] = {}
+    for speaker, group in groups.items():
+        members.setdefault(str(group), []).append(str(speaker))
+    group_level = speaker_folds(sorted(members), k, val_folds, seed)
+    folds = []
+    for f in group_level:
+
+        def expand(ids: Sequence[str]) -> tuple[str, ...]:
+            return tuple(sorted(s for g in ids for s in members[g]))
+
+        fold = Fold(
+            index=f.index,
+            train=expand(f.train),
+            val=expand(f.val),
+            test=expand(f.test),
+            warnings=tuple(w.replace("speaker", "session") for w in f.warnings),
+        )
+        check_disjoint({"train": fold.train, "val": fold.val, "test": fold.test}, groups, f"fold {f.index}")
+        folds.append(fold)
+    check_disjoint({f"test of fold {f.index}": f.test for f in folds}, groups, "the test groups")
+    return folds

@@ -45,6 +45,7 @@ def inspect_corpus(
         "labels": {label: label_counts[label] for label in labels},
         "per_speaker": per_speaker,
         "genders": dict(sorted(Counter(speaker_gender.values()).items())),
+        "sessions": len({u.session for u in utts if u.session is not None}),
         "duration": {
             "min": min(durations),
             "mean": sum(durations) / len(durations),
@@ -110,6 +111,8 @@ def print_report(report: dict[str, Any], console: Any = None) -> None:
     console.print(f"sample rates: {fmt(f'{r} Hz x {n}' for r, n in report['sample_rates'].items())}")
     console.print(f"channels: {fmt(f'{c} x {n}' for c, n in report['channels'].items())}")
     console.print(f"speaker genders: {fmt(f'{g} x {n}' for g, n in report['genders'].items())}")
+    if report.get("sessions"):
+        console.print(f"sessions: {report['sessions']} (data.fold_by=session leaves one out per fold)")
 
     if report["skipped"]:
         table = Table(title=f"Skipped files ({len(report['skipped'])})")

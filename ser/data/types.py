@@ -16,6 +16,8 @@ class Utterance:
     label: str
     corpus: str
     gender: Optional[str] = None  # "m" | "f" | None where the corpus does not say
+    session: Optional[str] = None  # recording session (IEMOCAP), prefixed like speaker; folds may group by it
+    split: Optional[str] = None  # train | val | test where the corpus fixes one (a manifest's split column)
 
 
 @dataclass(frozen=True)

@@ -69,3 +69,41 @@ def plot_curves(histories: Mapping[str, Sequence[Mapping[str, float]]], path: Pa
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_crosscorpus(
+    names: Sequence[str],
+    mean: np.ndarray,
+    sd: np.ndarray,
+    classes: np.ndarray,
+    path: Path,
+    title: str = "UA: rows trained on, columns tested on",
+) -> Path:
+    """Heatmap of a cross-corpus UA matrix; the diagonal (within-corpus CV) is outlined, each cell shows
+    mean, sd over the models averaged and the number of classes it was scored on."""
+    n = len(names)
+    size = 2.0 + 1.1 * n
+    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    image = ax.imshow(np.where(np.isfinite(mean), mean, np.nan), cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(n), names, rotation=30, ha="right")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("tested on")
+    ax.set_ylabel("trained on")
+    ax.set_title(f"{title}\n(diagonal: within-corpus speaker-independent CV)", fontsize=9)
+    for i in range(n):
+        for j in range(n):
+            if not np.isfinite(mean[i, j]):
+                ax.text(j, i, "n/a", ha="center", va="center", fontsize=8, color="grey")
+                continue
+            colour = "black" if mean[i, j] > 0.6 else "white"
+            text = f"{mean[i, j]:.2f}\n±{sd[i, j]:.2f}\n{int(classes[i, j])} cls"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+        ax.add_patch(
+            plt.Rectangle((i - 0.45, i - 0.45), 0.9, 0.9, fill=False, edgecolor="#e74c3c", linewidth=2)
+        )
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="UA (macro recall)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

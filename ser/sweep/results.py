@@ -186,7 +186,8 @@ def best_config(plan: SweepPlan, params: dict[str, Any]) -> DictConfig:
 
 
 def write_best(plan: SweepPlan, best: dict[str, Any], out_dir: Path) -> None:
-    """best_config.yaml, best/ (checkpoints, metrics.json, confusion matrix, curves) of the best trial."""
+    """best_config.yaml, best/ (checkpoints, metrics.json, predictions, confusion matrix, curves) of the best
+    trial."""
     cfg = best_config(plan, best["params"])
     (out_dir / "best_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     best_dir = out_dir / "best"
@@ -198,6 +199,9 @@ def write_best(plan: SweepPlan, best: dict[str, Any], out_dir: Path) -> None:
         if len(checkpoints) > 1:
             for ckpt in checkpoints:
                 shutil.copy2(ckpt, best_dir / f"{ckpt.parent.name}.ckpt")
+    for predictions in sorted(trial_dir.glob("fold_*/predictions.npz")):  # for `ser report SWEEP_DIR`
+        (best_dir / predictions.parent.name).mkdir(exist_ok=True)
+        shutil.copy2(predictions, best_dir / predictions.parent.name / predictions.name)
     metrics_file = trial_dir / "metrics.json"
     if metrics_file.is_file():
         metrics = read_metrics(metrics_file)

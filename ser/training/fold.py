@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
@@ -176,9 +177,23 @@ def train_fold(
         warnings=list(dm.fold.warnings),
         world_size=trainer.world_size,
     )
+    if trainer.is_global_zero and test is not None:
+        write_test_predictions(model, prepared, dm, fold_dir)
     if write_plots and trainer.is_global_zero and test is not None:
         plot_fold_confusion(test, fold_dir, fold_index)
     return result
+
+
+def write_test_predictions(model, prepared: PreparedData, dm: SERDataModule, fold_dir: Path) -> Path:
+    """fold_dir/predictions.npz: the tested checkpoint's probabilities and embeddings per test utterance."""
+    from ser.report.predictions import FILENAME, write_predictions
+    from ser.training.predictions import collect_predictions
+
+    rows = np.sort(dm.test_idx)
+    batch = int(dm.cfg.data.batch_size)
+    return write_predictions(
+        fold_dir / FILENAME, collect_predictions(model, prepared, rows, dm.fold_index, batch)
+    )
 
 
 ENSEMBLE_SEED_STRIDE = 1000  # member m of fold k trains with seed trainer.seed + 1000 m + k
@@ -243,6 +258,7 @@ def _train_ensemble_fold(
     if dm.has_test:
         scorer.test(model, datamodule=dm, verbose=False)
         test = dict(model.test_results)
+        write_test_predictions(model, prepared, dm, fold_dir)
     best_path = fold_dir / f"{BEST}.ckpt"
     scorer.save_checkpoint(best_path)  # (weights_only would skip the callbacks that store the pipeline facts)
     if write_plots and test is not None:
@@ -291,11 +307,19 @@ def _train_svm_fold(
         )
     x, y = (t.numpy() for t in dm.split_tensors("train"))
     model = fit_svm(x.reshape(len(x), -1), y, cfg.model)
-    results = {}
+    results, probs = {}, {}
     for split in ("val", "test") if dm.has_test else ("val",):
         xs, ys = (t.numpy() for t in dm.split_tensors(split))
-        pred, _ = predict_svm(model, xs.reshape(len(xs), -1), n_classes=dm.n_classes)
+        pred, probs[split] = predict_svm(model, xs.reshape(len(xs), -1), n_classes=dm.n_classes)
         results[split] = classification_metrics(ys, pred, dm.labels)
+    from ser.report.predictions import FILENAME, write_predictions
+    from ser.training.predictions import svm_predictions
+
+    if dm.has_test:
+        rows = np.sort(dm.test_idx)  # split_tensors("test") is in this order
+        write_predictions(
+            fold_dir / FILENAME, svm_predictions(probs["test"], dm.labels, dm.prepared, rows, dm.fold_index)
+        )
     val = {f"val/{k}": float(results["val"][k]) for k in ("wa", "uar", "f1")}
     if on_epoch is not None:
         on_epoch(0, val, None)

@@ -12,19 +12,26 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from ser.config import CHOICES, ConfigError, CorpusSpec, SyntheticConfig
-from ser.data.corpora import crema_d, folder, ravdess, synthetic, tess
+from ser.data.corpora import crema_d, emodb, esd, folder, iemocap, manifest, ravdess, savee, synthetic, tess
 from ser.data.corpora.base import Adapter
-from ser.data.types import CorpusScan
+from ser.data.types import CorpusError, CorpusScan
 
 CORPORA: dict[str, Adapter] = {
     "ravdess": ravdess.scan,
     "crema_d": crema_d.scan,
     "tess": tess.scan,
+    "emodb": emodb.scan,
+    "iemocap": iemocap.scan,
+    "savee": savee.scan,
+    "esd": esd.scan,
+    "manifest": manifest.scan,
     "folder": folder.scan,
     "synthetic": synthetic.scan,
 }
 if set(CORPORA) != set(CHOICES["data.corpus"]):  # the names are listed once, in the config schema
     raise ImportError(f"corpus adapters {sorted(CORPORA)} do not match CHOICES['data.corpus']")
+# Corpora made of parts a run may pick (`data.subset`); every other adapter refuses a subset.
+SUBSETS: dict[str, tuple[str, ...]] = {"iemocap": tuple(iemocap.SUBSETS)}
 
 
 def as_spec(spec: Any) -> CorpusSpec:
@@ -52,7 +59,11 @@ def scan_corpus(
             f"invalid config key 'data.corpus': unknown corpus {spec.name!r}; "
             f"known: {', '.join(sorted(CORPORA))}"
         )
+    if spec.subset is not None and spec.subset not in SUBSETS.get(spec.name, ()):
+        have = SUBSETS.get(spec.name)
+        choices = f"one of {', '.join(have)}" if have else "left unset: it has no subsets"
+        raise CorpusError(f"{spec.name}: subset {spec.subset!r} must be {choices} (data.subset)")
     return adapter(spec, check_audio=check_audio, progress=progress, synthetic=synthetic)
 
 
-__all__ = ["CORPORA", "as_spec", "scan_corpus"]
+__all__ = ["CORPORA", "SUBSETS", "as_spec", "scan_corpus"]

@@ -95,8 +95,19 @@ class ScanBuilder:
         self.warnings: list[str] = []
         self._first_path: dict[str, str] = {}
 
-    def add(self, path: Path, key: str, speaker: str, label: str, gender: Optional[str]) -> None:
-        """Record a parsed file; `key` and `speaker` get the corpus prefix. A repeated key is skipped."""
+    def add(
+        self,
+        path: Path,
+        key: str,
+        speaker: str,
+        label: str,
+        gender: Optional[str],
+        *,
+        session: Optional[str] = None,
+        split: Optional[str] = None,
+    ) -> None:
+        """Record a parsed file; `key`, `speaker` and `session` get the corpus prefix. A repeated key is
+        skipped."""
         uid = f"{self.corpus}:{key}"
         if uid in self._first_path:
             self.skip(path, f"duplicate of {self._first_path[uid]} (same utterance id {uid})")
@@ -110,6 +121,8 @@ class ScanBuilder:
                 label=label,
                 corpus=self.corpus,
                 gender=gender,
+                session=None if session is None else f"{self.corpus}:{session}",
+                split=split,
             )
         )
 

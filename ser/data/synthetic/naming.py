@@ -1,5 +1,12 @@
-"""Writing the synthetic corpus in a real corpus's file naming (RAVDESS, CREMA-D, TESS, a label folder
-layout), so the real adapters are exercised on files named as in the wild."""
+"""Writing the synthetic corpus in a real corpus's file naming (RAVDESS, CREMA-D, TESS, EMO-DB, IEMOCAP
+with its label files, SAVEE, ESD, a manifest, a label folder layout), so the real adapters are exercised
+on files named as in the wild.
+
+Where a corpus has fewer actors than the synthetic config, it keeps the corpus's own count (with a
+`NamingWarning`) and picks synthetic speakers of the right gender; labels a corpus has no code for are
+left out with a warning. EMO-DB's boredom has no synthetic voice profile: the synthetic `calm` (low,
+slow, soft) is written as boredom (L).
+"""
 
 from __future__ import annotations
 
@@ -151,11 +158,172 @@ def _tess_jobs(labels: list[str], per_label: int, n_speakers: int) -> list[Job]:
     return jobs
 
 
+EMODB_SPEAKERS = ("03", "08", "10", "09", "11", "13", "12", "14", "15", "16")  # m, f, m, f ... as synthetic
+EMODB_LETTERS = {
+    "angry": "W",
+    "calm": "L",  # boredom (Langeweile): the synthetic voice has no boredom profile
+    "disgust": "E",
+    "fearful": "A",
+    "happy": "F",
+    "sad": "T",
+    "neutral": "N",
+}
+EMODB_TEXTS = ("a01", "a02", "a04", "a05", "a07", "b01", "b02", "b03", "b09", "b10")
+EMODB_VERSIONS = "abcdef"
+
+
+def _capped(corpus: str, labels: list[str], codes: dict, per_label: int, cap: int) -> list[str]:
+    """The labels the corpus has a code for (warning about the rest) and a warning when per_label > cap."""
+    dropped = [lab for lab in labels if lab not in codes]
+    if dropped:
+        _warn(f"{corpus} has no code for {dropped}: left out")
+    if per_label > cap:
+        _warn(f"{corpus} naming holds {cap} files per (speaker, label): writing {cap} of {per_label}")
+    return [lab for lab in labels if lab in codes]
+
+
+def _emodb_jobs(labels: list[str], per_label: int, n_speakers: int) -> list[Job]:
+    """OUT/wav/<actor><text><letter><version>.wav: ten actors, synthetic speakers in gender order."""
+    cap = len(EMODB_TEXTS) * len(EMODB_VERSIONS)
+    kept = _capped("emodb", labels, EMODB_LETTERS, per_label, cap)
+    if n_speakers > len(EMODB_SPEAKERS):
+        _warn(f"emodb naming has {len(EMODB_SPEAKERS)} actors: writing {len(EMODB_SPEAKERS)} of {n_speakers}")
+    jobs = []
+    for s in range(min(n_speakers, len(EMODB_SPEAKERS))):
+        for lab in kept:
+            for i in range(min(per_label, cap)):
+                text, version = EMODB_TEXTS[i % len(EMODB_TEXTS)], EMODB_VERSIONS[i // len(EMODB_TEXTS)]
+                name = f"{EMODB_SPEAKERS[s]}{text}{EMODB_LETTERS[lab]}{version}.wav"
+                jobs.append((s, lab, i, Path("wav") / name))
+    return jobs
+
+
+IEMOCAP_CODES = {
+    "neutral": "neu",
+    "happy": "hap",
+    "sad": "sad",
+    "angry": "ang",
+    "fearful": "fea",
+    "disgust": "dis",
+    "surprised": "sur",
+}
+IEMOCAP_SESSIONS = 5
+
+
+def _iemocap_dialog(session: int, index: int) -> str:
+    """Even utterance indices go to an improvised dialog, odd ones to a scripted one."""
+    return f"Ses{session:02d}F_impro01" if index % 2 == 0 else f"Ses{session:02d}M_script01_1"
+
+
+def _iemocap_code(label: str, index: int) -> str:
+    """Half of the happy items are written as excited (`exc`), so the 4-class merge has work to do."""
+    if label == "happy" and (index // 2) % 2 == 1:
+        return "exc"
+    return IEMOCAP_CODES[label]
+
+
+def _iemocap_jobs(labels: list[str], per_label: int, n_speakers: int) -> list[Job]:
+    """OUT/SessionN/sentences/wav/<dialog>/<dialog>_<G><turn>.wav: two speakers (m, f) per session."""
+    kept = _capped("iemocap", labels, IEMOCAP_CODES, per_label, 1000)
+    most = 2 * IEMOCAP_SESSIONS
+    if n_speakers > most:
+        _warn(f"iemocap naming has {IEMOCAP_SESSIONS} sessions of 2 actors: writing {most} of {n_speakers}")
+    turns: dict[tuple[str, str], int] = {}
+    jobs = []
+    for s in range(min(n_speakers, most)):
+        session, letter = s // 2 + 1, speaker_gender(s).upper()
+        for lab in kept:
+            for i in range(min(per_label, 1000)):
+                dialog = _iemocap_dialog(session, i)
+                turn = turns.get((dialog, letter), 0)
+                turns[(dialog, letter)] = turn + 1
+                rel = Path(
+                    f"Session{session}", "sentences", "wav", dialog, f"{dialog}_{letter}{turn:03d}.wav"
+                )
+                jobs.append((s, lab, i, rel))
+    return jobs
+
+
+SAVEE_SPEAKERS = (("DC", 0), ("JE", 2), ("JK", 4), ("KL", 6))  # four men: synthetic male speakers
+SAVEE_CODES = {
+    "angry": "a",
+    "disgust": "d",
+    "fearful": "f",
+    "happy": "h",
+    "neutral": "n",
+    "sad": "sa",
+    "surprised": "su",
+}
+
+
+def _savee_jobs(labels: list[str], per_label: int, n_speakers: int) -> list[Job]:
+    """OUT/AudioData/<DC|JE|JK|KL>/<code><nn>.wav: the four male speakers; 15 sentences (30 neutral)."""
+    kept = _capped("savee", labels, SAVEE_CODES, per_label, 15 if set(labels) - {"neutral"} else 30)
+    if n_speakers != len(SAVEE_SPEAKERS):
+        _warn(f"savee naming has four (male) speakers: writing 4, not {n_speakers}")
+    jobs = []
+    for who, s in SAVEE_SPEAKERS:
+        for lab in kept:
+            for i in range(min(per_label, 30 if lab == "neutral" else 15)):
+                jobs.append((s, lab, i, Path("AudioData", who, f"{SAVEE_CODES[lab]}{i + 1:02d}.wav")))
+    return jobs
+
+
+ESD_FOLDERS = {
+    "neutral": "Neutral",
+    "angry": "Angry",
+    "happy": "Happy",
+    "sad": "Sad",
+    "surprised": "Surprise",
+}
+ESD_FIRST = {
+    "neutral": 1,
+    "angry": 351,
+    "happy": 701,
+    "sad": 1051,
+    "surprised": 1401,
+}  # numbering per emotion
+ESD_SPEAKERS = tuple(f"{n:04d}" for n in range(11, 21))
+
+
+def _esd_jobs(labels: list[str], per_label: int, n_speakers: int) -> list[Job]:
+    """OUT/<0011..0020>/<Emotion>/<speaker>_<number>.wav; 350 sentences per emotion."""
+    kept = _capped("esd", labels, ESD_FOLDERS, per_label, 350)
+    if n_speakers > len(ESD_SPEAKERS):
+        _warn(
+            f"esd naming has {len(ESD_SPEAKERS)} English speakers: writing {len(ESD_SPEAKERS)} "
+            f"of {n_speakers}"
+        )
+    jobs = []
+    for s in range(min(n_speakers, len(ESD_SPEAKERS))):
+        who = ESD_SPEAKERS[s]
+        for lab in kept:
+            for i in range(min(per_label, 350)):
+                name = f"{who}_{ESD_FIRST[lab] + i:06d}.wav"
+                jobs.append((s, lab, i, Path(who, ESD_FOLDERS[lab], name)))
+    return jobs
+
+
+def _manifest_jobs(labels: list[str], per_label: int, n_speakers: int) -> list[Job]:
+    """OUT/clips/<speaker>_<label>_<index>.wav, listed in OUT/manifest.csv."""
+    return [
+        (s, lab, i, Path("clips") / f"{sid}_{lab}_{i:03d}.wav")
+        for s, sid in enumerate(_speaker_names(n_speakers))
+        for lab in labels
+        for i in range(per_label)
+    ]
+
+
 _NAMERS: dict[str, Callable[[list[str], int, int], list[Job]]] = {
     "folder": _folder_jobs,
     "ravdess": _ravdess_jobs,
     "crema_d": _crema_jobs,
     "tess": _tess_jobs,
+    "emodb": _emodb_jobs,
+    "iemocap": _iemocap_jobs,
+    "savee": _savee_jobs,
+    "esd": _esd_jobs,
+    "manifest": _manifest_jobs,
 }
 STYLES = tuple(_NAMERS)
 
@@ -173,11 +341,48 @@ def _write_crema_demographics(out: Path, n_speakers: int) -> Path:
     return path
 
 
+def _write_iemocap_labels(out: Path, jobs: list[Job], cfg: SyntheticConfig) -> list[Path]:
+    """SessionN/dialog/EmoEvaluation/<dialog>.txt in the release's format: a summary line per turn
+    (times, name, majority code, dimensional ratings) followed by per-annotator lines the reader ignores."""
+    by_dialog: dict[Path, list[str]] = {}
+    for _s, lab, i, rel in jobs:
+        session_dir, dialog = rel.parts[0], rel.parts[3]
+        path = out / session_dir / "dialog" / "EmoEvaluation" / f"{dialog}.txt"
+        lines = by_dialog.setdefault(path, [])
+        start = 1.0 + 3.0 * (len(lines) // 3)
+        code = _iemocap_code(lab, i)
+        lines += [
+            f"[{start:.4f} - {start + 2.0:.4f}]\t{rel.stem}\t{code}\t[2.5000, 2.5000, 2.5000]",
+            f"C-E1:\t{code.title()};\t()",
+            "A-E1:\tval 3; act 3; dom  3;\t()",
+        ]
+    written = []
+    header = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
+    for path, lines in sorted(by_dialog.items()):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blocks = ["\n".join(lines[k : k + 3]) for k in range(0, len(lines), 3)]
+        path.write_text(header + "\n\n".join(blocks) + "\n")
+        written.append(path)
+    return written
+
+
+def _write_manifest(out: Path, jobs: list[Job], cfg: SyntheticConfig) -> list[Path]:
+    path = out / "manifest.csv"
+    names = _speaker_names(int(cfg.speakers))
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "label", "speaker", "gender"])
+        for s, lab, _i, rel in jobs:
+            writer.writerow([rel.as_posix(), lab, names[s], speaker_gender(s)])
+    return [path]
+
+
 def write_corpus(out: str | Path, style: str, cfg: SyntheticConfig) -> list[Path]:
     """Write 16-bit PCM WAVs under `out` in a real corpus's naming, so real adapters read them.
 
     Names the naming cannot hold (too many files per actor, labels with no code) are left out with a
-    `NamingWarning`. Returns the written WAV paths (plus VideoDemographics.csv for crema_d).
+    `NamingWarning`. Returns the written WAV paths (plus VideoDemographics.csv for crema_d, the
+    EmoEvaluation label files for iemocap and manifest.csv for manifest).
     """
     namer = _NAMERS.get(style)
     if namer is None:
@@ -191,4 +396,8 @@ def write_corpus(out: str | Path, style: str, cfg: SyntheticConfig) -> list[Path
         written.append(_write_wav(out / rel, synthesize_one(cfg, s, lab, i), sr))
     if style == "crema_d":
         written.append(_write_crema_demographics(out, len(speaker_ids(cfg))))
+    if style == "iemocap":
+        written += _write_iemocap_labels(out, jobs, cfg)
+    if style == "manifest":
+        written += _write_manifest(out, jobs, cfg)
     return written
