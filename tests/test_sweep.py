@@ -271,10 +271,9 @@ def test_cross_validation_per_trial_reports_the_fold_mean(tiny_env, ray_session,
     sweep_file = write_sweep(
         tmp_path / "cv.yaml",
         name="cv",
-        space={"model.name": {"choice": {"emotion_detector": {}, "svm": {}}}},
+        space={"model.name": {"grid": ["emotion_detector", "svm"]}},
         scheduler={"name": "fifo", "max_t": 2},
         cv={"folds": 2},
-        num_samples=4,
         storage_path=str(tmp_path / "out"),
     )
     result = run_sweep(load_sweep(sweep_file))

@@ -82,6 +82,18 @@ def _groups(speakers: list[str], k: int, seed: int, genders: Mapping[str, str | 
     return [sorted(g) for g in groups]
 
 
+def speaker_groups(
+    speakers: Sequence[str], k: int, seed: int = 0, genders: Mapping[str, str | None] | None = None
+) -> list[list[str]]:
+    """The k gender-balanced speaker groups the folds test (one speaker each when k >= the speakers)."""
+    ids = sorted({str(s) for s in speakers})
+    if k < 2:
+        raise ValueError(f"{k} groups: need at least 2")
+    if k >= len(ids):
+        return [[s] for s in ids]
+    return _groups(ids, k, seed, genders or {})
+
+
 def speaker_folds(
     speakers: Sequence[str],
     k: int,

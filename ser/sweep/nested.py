@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 
 from ser.config import ConfigError
 from ser.data.datamodule import prepare_data
-from ser.data.folds import holdout_fold, speaker_folds
+from ser.data.folds import holdout_fold, speaker_groups
 from ser.report.metrics import mean_sd
 from ser.sweep.results import best_config
 from ser.sweep.spec import SweepPlan
@@ -46,8 +46,7 @@ def outer_groups(plan: SweepPlan) -> list[tuple[str, ...]]:
     k = int(plan.sweep.nested.outer_folds)
     if k > len(unique):
         raise ConfigError(f"invalid sweep key 'nested.outer_folds': {k} folds for {len(unique)} speakers")
-    folds = speaker_folds(unique, k, 0 if k == len(unique) else 1, int(base.data.fold_seed), prepared.genders)
-    return [f.test for f in folds]
+    return [tuple(group) for group in speaker_groups(unique, k, int(base.data.fold_seed), prepared.genders)]
 
 
 def inner_plan(plan: SweepPlan, outer: int, held_out: tuple[str, ...], root: Path) -> SweepPlan:
