@@ -38,6 +38,13 @@ def resolve_feature_kind(cfg: DictConfig) -> str:
 
     wanted = MODEL_INPUTS[cfg.model.name]
     kind = cfg.data.features.kind
+    if wanted == "pretrained":  # the encoder's own front end: cached states, or waveforms to fine-tune on
+        if kind != "auto":
+            raise ConfigError(
+                f"invalid config key 'data.features.kind': model '{cfg.model.name}' takes audio through its "
+                f"encoder's own feature extractor, not '{kind}' (use data.features.kind=auto)"
+            )
+        return "embeddings" if cfg.model.ssl_mode == "frozen" else "waveform"
     if kind == "auto":
         return "handcrafted" if wanted == "vector" else "logmel"
     if (kind == "handcrafted") != (wanted == "vector"):
@@ -54,12 +61,17 @@ def uses_wave_augment(cfg: DictConfig) -> bool:
     return any(float(cfg.data.augment[k]) > 0 for k in WAVE_AUGMENTS)
 
 
+def serves_waveforms(cfg: DictConfig, kind: str) -> bool:
+    """Rows are waveforms, featurised on the device: for waveform augmentation, or a fine-tuned encoder."""
+    return uses_wave_augment(cfg) or kind == "waveform"
+
+
 @dataclass
 class PreparedData:
     """Everything fold-independent: rows, labels, speakers and the (memory-mapped) array."""
 
     labels: list[str]
-    kind: str  # logmel | mfcc | handcrafted
+    kind: str  # logmel | mfcc | handcrafted | embeddings (a frozen encoder's states) | waveform (fine-tuning)
     waveform_mode: bool  # rows are waveforms, featurised on the device by the model's frontend
     x: np.ndarray  # [N, 1, F, T] features, [N, D] vectors, or [N, samples] waveforms
     y: np.ndarray  # [N] int64 label indices
@@ -72,6 +84,7 @@ class PreparedData:
     feature_seconds: float = 0.0
     from_cache: bool = False
     held_out: list[str] = field(default_factory=list)  # test speakers no fold sees (data.holdout)
+    encoder: dict[str, Any] | None = None  # the ssl family's encoder (ser.data.embeddings.encoder_record)
 
     @property
     def n_classes(self) -> int:
@@ -85,7 +98,7 @@ def prepare_data(
     from ser.data.cache import load_features, load_waveforms
 
     kind = resolve_feature_kind(cfg)
-    waveform_mode = uses_wave_augment(cfg)
+    waveform_mode = serves_waveforms(cfg, kind)
     if waveform_mode and kind == "handcrafted":
         raise ConfigError(
             "invalid config key 'data.augment': waveform augmentation (noise/shift/speed/pitch) needs a "
@@ -99,7 +112,17 @@ def prepare_data(
         )
     data = dataset or build_dataset(cfg.data, check_audio=False, progress=progress)
     cache_dir = cfg.data.features.cache_dir
-    if waveform_mode:
+    encoder = None
+    if kind == "embeddings":
+        from ser.data.embeddings import encoder_record, load_embeddings
+
+        loaded, source = load_embeddings(data.utterances, cfg, progress=progress)
+        array, seconds, encoder = loaded.x, loaded.compute_seconds, encoder_record(source)
+    elif waveform_mode:
+        if kind == "waveform":
+            from ser.data.embeddings import encoder_record, resolve
+
+            encoder = encoder_record(resolve(cfg))
         loaded = load_waveforms(data.utterances, cfg.data.audio, cache_dir=cache_dir, progress=progress)
         array = loaded.waves
         seconds = 0.0
@@ -134,6 +157,7 @@ def prepare_data(
         warnings=list(data.warnings),
         feature_seconds=seconds,
         from_cache=loaded.from_cache,
+        encoder=encoder,
     )
 
 
@@ -241,10 +265,14 @@ class SERDataModule(L.LightningDataModule):
             return trainer.strategy.root_device
         return torch.device("cpu")
 
+    def _dtype(self) -> np.dtype:
+        """float32 rows, except float16 encoder states, which stay half the bytes (the head upcasts)."""
+        return np.dtype(np.float16) if self.prepared.x.dtype == np.float16 else np.dtype(np.float32)
+
     def split_tensors(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if name not in self._tensors:
             idx = self._rows(name)
-            x = torch.from_numpy(np.asarray(self.prepared.x[idx], dtype=np.float32))
+            x = torch.from_numpy(np.asarray(self.prepared.x[idx], dtype=self._dtype()))
             y = torch.from_numpy(self.prepared.y[idx])
             self._tensors[name] = (x, y)
         return self._tensors[name]
@@ -254,13 +282,13 @@ class SERDataModule(L.LightningDataModule):
         if self._all_x is None:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                self._all_x = torch.from_numpy(np.asarray(self.prepared.x, dtype=np.float32))
+                self._all_x = torch.from_numpy(np.asarray(self.prepared.x, dtype=self._dtype()))
         return self._all_x
 
     def _resident_fits(self) -> bool:
         if not self.cfg.data.device_resident:
             return False
-        row_bytes = int(np.prod(self.row_shape)) * 4
+        row_bytes = int(np.prod(self.row_shape)) * self._dtype().itemsize
         total_mb = row_bytes * len(self.prepared.y) / 2**20
         return total_mb <= float(self.cfg.data.device_max_mb)
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from ser.config import merge_into, monitor_mode, parse_overrides, read_layers, validate
 from ser.data.datamodule import SERDataModule, prepare_data
 from ser.data.folds import parse_fold
-from ser.inference.checkpoint import CheckpointError, read_checkpoint, restore_classifier
+from ser.inference.checkpoint import CheckpointError, check_same_encoder, read_checkpoint, restore_classifier
 from ser.training.fit import write_run
 from ser.training.result import FoldResult, Selection
 from ser.training.trainer import make_trainer
@@ -51,6 +51,7 @@ def evaluate_checkpoint(
     ckpt = read_checkpoint(checkpoint)
     cfg = _config(ckpt.cfg, config_files, overrides, int(ckpt.info.get("fold", 0)))
     prepared = prepare_data(cfg, progress=True)
+    check_same_encoder(ckpt, prepared.encoder)
     if prepared.labels != ckpt.labels:
         raise CheckpointError(
             f"{ckpt.path}: trained on labels {ckpt.labels} but the data has {prepared.labels}; "
