@@ -13,9 +13,9 @@ import torch
 
 from ser.config import ConfigError
 from ser.data.embeddings import encoder_record
-from ser.models.encoders.preprocess import feature_extractor, make_preprocessor
-from ser.models.encoders.source import resolve_encoder
-from ser.models.encoders.stack import build_stack
+from ser.data.encoders.preprocess import feature_extractor, make_preprocessor
+from ser.data.encoders.source import resolve_encoder
+from ser.data.encoders.stack import build_stack
 from tests.helpers.encoders import ARCHITECTURES, N_STATES, build_tiny, fake_hub_cache, save_tiny_encoder
 
 torch.set_num_threads(1)

@@ -110,19 +110,20 @@ def prepare_data(
             "log-mel/MFCC frames per speaker, so it cannot be combined with "
             + ("waveform augmentation (noise/shift/speed/pitch)" if waveform_mode else "handcrafted vectors")
         )
+    encoder = None
+    if kind in ("embeddings", "waveform"):  # before any audio is read: a missing encoder fails at once
+        from ser.data.embeddings import encoder_record, resolve
+
+        source = resolve(cfg)
+        encoder = encoder_record(source)
     data = dataset or build_dataset(cfg.data, check_audio=False, progress=progress)
     cache_dir = cfg.data.features.cache_dir
-    encoder = None
     if kind == "embeddings":
-        from ser.data.embeddings import encoder_record, load_embeddings
+        from ser.data.embeddings import load_embeddings
 
-        loaded, source = load_embeddings(data.utterances, cfg, progress=progress)
-        array, seconds, encoder = loaded.x, loaded.compute_seconds, encoder_record(source)
+        loaded = load_embeddings(data.utterances, cfg, source, progress=progress)
+        array, seconds = loaded.x, loaded.compute_seconds
     elif waveform_mode:
-        if kind == "waveform":
-            from ser.data.embeddings import encoder_record, resolve
-
-            encoder = encoder_record(resolve(cfg))
         loaded = load_waveforms(data.utterances, cfg.data.audio, cache_dir=cache_dir, progress=progress)
         array = loaded.waves
         seconds = 0.0

@@ -51,8 +51,8 @@ def encoder_settings(cfg: DictConfig) -> dict[str, Any]:
 
 
 def resolve(cfg: DictConfig):
-    """The config's encoder (ser.models.encoders.source.EncoderSource), checked against the audio settings."""
-    from ser.models.encoders.source import resolve_encoder
+    """The config's encoder (ser.data.encoders.source.EncoderSource), checked against the audio settings."""
+    from ser.data.encoders.source import resolve_encoder
 
     source = resolve_encoder(cfg.model.encoder, cfg.model.encoder_revision, cfg.data.features.cache_dir)
     rate = int(cfg.data.audio.sample_rate)
@@ -128,11 +128,10 @@ def time_means(frames: np.ndarray, dtype: str, rows: int = 256) -> np.ndarray:
     return out
 
 
-def load_embeddings(utterances: Sequence[Utterance], cfg: DictConfig, progress: bool = True):
-    """(FeatureSet of the cached states, the EncoderSource) for the config's frozen encoder."""
+def load_embeddings(utterances: Sequence[Utterance], cfg: DictConfig, source: Any, progress: bool = True):
+    """The cached states (a FeatureSet) of `source`, the config's resolved frozen encoder (`resolve`)."""
     from ser.data.cache import cached_array, load_waveforms, read_cached
 
-    source = resolve(cfg)
     grain, dtype = granularity(cfg), str(cfg.model.ssl_cache_dtype)
     audio, cache_dir = cfg.data.audio, cfg.data.features.cache_dir
 
@@ -145,7 +144,7 @@ def load_embeddings(utterances: Sequence[Utterance], cfg: DictConfig, progress: 
             if frames is not None:
                 array, meta = frames
                 return time_means(array, dtype), {"ids": meta["ids"], "skipped": meta["skipped"]}
-        from ser.models.encoders.stack import build_stack
+        from ser.data.encoders.stack import build_stack
 
         waveset = load_waveforms(rows, audio, cache_dir=cache_dir, progress=progress)
         stack = build_stack(encoder_record(source), waveset.waves.shape[1], pretrained=True)
@@ -153,13 +152,13 @@ def load_embeddings(utterances: Sequence[Utterance], cfg: DictConfig, progress: 
         meta = {"ids": waveset.ids, "skipped": [asdict(s) for s in waveset.skipped], "source": source.source}
         return array, meta
 
-    return cached_array(STAGE, settings(grain), utterances, audio, compute, cache_dir), source
+    return cached_array(STAGE, settings(grain), utterances, audio, compute, cache_dir)
 
 
 def frozen_featurizer(cfg: DictConfig, trained: dict[str, Any] | None, n_samples: int):
     """The encoder a frozen-mode head was trained on, found where its config says (model.encoder) and
     checked to be the same weights, as a module from waveforms to the head's input; ConfigError if not."""
-    from ser.models.encoders.stack import FrozenStates, build_stack
+    from ser.data.encoders.stack import FrozenStates, build_stack
 
     source = resolve(cfg)
     if trained is not None and trained.get("identity") != source.identity:

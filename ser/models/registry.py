@@ -40,7 +40,7 @@ INPUT_RANKS = {"spectrogram": (3,), "vector": (1,), "pretrained": (1, 2, 3)}
 
 def _build_ssl(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int, **extra) -> nn.Module:
     """Imported on use: the pretrained-encoder family is an optional extra (transformers)."""
-    from ser.models.encoders.network import build_ssl
+    from ser.models.ssl import build_ssl
 
     return build_ssl(cfg, input_shape, n_classes, **extra)
 

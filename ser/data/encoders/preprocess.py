@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ser.models.encoders.source import WAV2VEC2_LIKE
+from ser.data.encoders.source import WAV2VEC2_LIKE
 
 
 def feature_extractor(model_type: str, preprocessor: dict[str, Any]):

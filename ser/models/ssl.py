@@ -1,5 +1,6 @@
-"""The `ssl` family's network: an SSLHead over cached hidden states (frozen), or the encoder stack and the
-head trained together on waveforms (finetune), with per-parameter learning-rate scales for the encoder.
+"""The `ssl` family's network: an SSLHead over cached hidden states (frozen), or the encoder stack
+(ser/data/encoders) and the head trained together on waveforms (finetune), with per-parameter learning-rate
+scales for the encoder.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def build_ssl(
         fail("ssl_mode", f"finetune takes waveforms (samples,), got input_shape {tuple(input_shape)}")
     if encoder is None:
         raise ModelConfigError("invalid config key 'model.ssl_mode': finetune needs the encoder's record")
-    from ser.models.encoders.stack import build_stack
+    from ser.data.encoders.stack import build_stack
 
     stack = build_stack(encoder, int(input_shape[0]), pretrained=bool(encoder.get("pretrained", True)))
     if cfg.freeze_feature_encoder:

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from ser.config import ConfigError
-from ser.models.encoders.preprocess import WhisperLogMel, make_preprocessor
-from ser.models.encoders.source import INSTALL_HINT, WAV2VEC2_LIKE, encoder_error
+from ser.data.encoders.preprocess import WhisperLogMel, make_preprocessor
+from ser.data.encoders.source import INSTALL_HINT, WAV2VEC2_LIKE, encoder_error
 
 # Where each architecture keeps its convolutional front (model.freeze_feature_encoder) and the norm after
 # its last layer (which layer-wise decay gives the top layer's rate).

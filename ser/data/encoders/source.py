@@ -7,7 +7,7 @@ Hugging Face cache and downloaded there only when it is missing and the network 
 is `repo@commit`. Without network the error is one line saying how to download it once.
 
 Only json and `huggingface_hub` are needed here: torch and transformers are imported by the code that
-builds the network (ser/models/encoders/stack.py), so resolving, hashing and cache keys stay cheap.
+builds the encoder (stack.py), so resolving, hashing and cache keys stay cheap.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from ser.config import ConfigError
 
-# The architectures whose front ends ser/models/encoders/preprocess.py reproduces, by config.model_type.
+# The architectures whose front ends ser/data/encoders/preprocess.py reproduces, by config.model_type.
 WAV2VEC2_LIKE = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 SUPPORTED = (*WAV2VEC2_LIKE, "whisper", "audio-spectrogram-transformer")
 SETTINGS_FILES = ("config.json", "preprocessor_config.json")
