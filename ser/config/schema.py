@@ -163,7 +163,7 @@ class ModelConfig:
     ssl_mode: str = "frozen"  # frozen (every layer's states cached once) | finetune (the encoder trains too)
     layer: str = "weighted"  # weighted (learned softmax over layers) | last | an index (0 = input embedding)
     ssl_pooling: str = "mean"  # over time: mean | stats (mean and sd) | attention (attentive statistics)
-    ssl_cache_dtype: str = "float16"  # frozen: how cached hidden states are stored (bench/ssl.py measures it)
+    ssl_cache_dtype: str = "float16"  # frozen: how cached states are stored (bench/ssl_encoders.py)
     freeze_feature_encoder: bool = True  # finetune: keep the convolutional front of the encoder fixed
     encoder_lr_scale: float = 1.0  # finetune: the encoder learns at optim.lr times this, the head at optim.lr
     layer_lr_decay: float = 1.0  # finetune: layer k of L learns at lr * decay ** (L + 1 - k); 1 = off

@@ -7,7 +7,7 @@ Two granularities are stored: per-layer time means [N, L, D] when the head pools
 over time commutes with the layer mix; 1/T of the bytes, so a fold fits on the device and a head trial
 takes seconds), or frames [N, L, D, T] for stats/attention pooling and time masking. Means are derived
 from cached frames when those exist. Values are stored as float16 unless model.ssl_cache_dtype=float32
-(bench/ssl.py measures what it changes).
+(bench/ssl_encoders.py measures what it changes).
 
 torch and transformers are imported only when states must be computed or scored.
 """
