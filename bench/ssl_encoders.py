@@ -86,6 +86,7 @@ def time_extraction(cfg, dataset, cache_root: Path, repeats: int) -> dict[str, f
     cold, cached = [], []
     for rep in range(repeats):
         run = cfg.copy()
+        run.data.features.normalize = "none"  # the states as cached (speaker statistics would add a copy)
         run.data.features.cache_dir = str(cache_root / f"states-{rep}")
         shutil.copytree(cache_root / "waves", cache_root / f"states-{rep}", dirs_exist_ok=True)
         start = time.perf_counter()
@@ -128,7 +129,13 @@ def time_trials(cfg, prepared, out: Path, epochs: int, repeats: int) -> dict[str
         walls.append(time.perf_counter() - start)
         epoch_s.append(float(np.mean(timer.seconds)))
     wall, epoch = float(np.median(walls)), float(np.median(epoch_s))
-    return {"wall": wall, "epoch": epoch, "overhead": wall - epochs * epoch, "uar": result.test["uar"]}
+    return {
+        "wall": wall,
+        "epoch": epoch,
+        "overhead": wall - epochs * epoch,
+        "uar": result.test["uar"],
+        "confusion": result.test["confusion"],
+    }
 
 
 def with_cache(cfg, cache_dir: Path, **model):
@@ -189,24 +196,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
 
         # float16 vs float32 states, and a head trained on each (no standardisation in between)
         states = root / "tiny-cache" / "states-0"
-        stored, uar = {}, {}
+        stored, heads = {}, {}
         for dtype in ("float16", "float32"):
             run = with_cache(cfg, states, ssl_cache_dtype=dtype)
             run.data.features.normalize = "none"
             stored[dtype] = prepare_data(run, progress=False, dataset=dataset)
-            uar[dtype] = time_trials(run, stored[dtype], root / f"fp-{dtype}", args.epochs, 1)["uar"]
+            heads[dtype] = time_trials(run, stored[dtype], root / f"fp-{dtype}", args.epochs, 1)
         half = np.asarray(stored["float16"].x, dtype=np.float32)
         full = np.asarray(stored["float32"].x)
         rel = float(np.abs(half - full).max() / max(np.abs(full).max(), 1e-12))
+        same = heads["float16"]["confusion"] == heads["float32"]["confusion"]
         print(
             f"\nfloat16 states {stored['float16'].x.nbytes / 2**20:.2f} MiB vs float32 "
             f"{stored['float32'].x.nbytes / 2**20:.2f} MiB; largest difference {rel:.1e} of the largest "
             "value; "
             f"test UA of a head trained on each (fold 0, {args.epochs} epochs, same seed): "
-            f"{uar['float16']:.3f} vs {uar['float32']:.3f}"
+            f"{heads['float16']['uar']:.3f} vs {heads['float32']['uar']:.3f}, confusion matrices "
+            f"{'identical' if same else 'different'}"
         )
         ratios["fp16_vs_fp32_bytes"] = safe_ratio(stored["float16"].x.nbytes, stored["float32"].x.nbytes)
-        ratios["fp16_vs_fp32_test_uar"] = safe_ratio(uar["float16"], uar["float32"])
+        ratios["fp16_vs_fp32_test_uar"] = safe_ratio(heads["float16"]["uar"], heads["float32"]["uar"])
 
         # a frozen-head trial vs a CNN trial, each on data prepared before the trial (as a sweep does)
         head_cfg = with_cache(cfg, states)

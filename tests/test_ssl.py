@@ -209,6 +209,7 @@ def test_a_frozen_head_learns_the_synthetic_corpus_well_above_chance(frozen_run)
 
 @pytest.mark.slow
 def test_predict_evaluate_live_and_serve_score_a_frozen_head(frozen_run, tmp_path: Path) -> None:
+    from ser.inference.checkpoint import CheckpointError
     from ser.inference.predict import predict_paths
     from ser.inference.scorer import load_scorer
     from ser.inference.streaming import StreamingScorer
@@ -221,6 +222,9 @@ def test_predict_evaluate_live_and_serve_score_a_frozen_head(frozen_run, tmp_pat
     assert [r["label"] in labels for r in results] == [True, True]
     evaluated = evaluate_checkpoint(checkpoint, overrides=["data.fold=0"], out_dir=tmp_path / "eval")
     assert evaluated["folds"][0].test["uar"] == pytest.approx(frozen_run.folds[0].test["uar"])
+    other = save_tiny_encoder("wav2vec2", tmp_path / "other", seed=3)
+    with pytest.raises(CheckpointError, match="trained on the states of"):
+        evaluate_checkpoint(checkpoint, overrides=[f"model.encoder={other}"], out_dir=tmp_path / "e2")
     scorer = load_scorer(checkpoint)
     streamer = StreamingScorer(scorer, window=1.0, hop=0.5)
     windows = streamer.push(np.random.default_rng(0).normal(0, 0.1, 40000).astype(np.float32))
@@ -310,6 +314,7 @@ def test_layer_wise_decay_gives_each_depth_its_learning_rate(ssl_cfg) -> None:
     model, _ = build_classifier(
         cfg, data.x.shape[1:], data.labels, data.kind, data.waveform_mode, encoder=data.encoder
     )
+    assert all(m.training for m in model.net.modules())  # dropout, LayerDrop, masking on while it trains
     groups = param_groups(model, as_optim_config(cfg.optim))
     by_param = {id(p): g["lr"] for g in groups for p in g["params"]}
     stack = model.net.encoder

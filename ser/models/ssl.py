@@ -69,6 +69,7 @@ def build_ssl(
     from ser.data.encoders.stack import build_stack
 
     stack = build_stack(encoder, int(input_shape[0]), pretrained=bool(encoder.get("pretrained", True)))
+    stack.train()  # Lightning keeps modules' modes: its dropout, LayerDrop and time masking must be on
     if cfg.freeze_feature_encoder:
         stack.freeze_feature_encoder()
     if cfg.gradient_checkpointing:
