@@ -271,6 +271,7 @@ def test_fine_tuning_trains_the_encoder_but_not_its_feature_encoder(ssl_cfg, tmp
     import shutil
 
     from ser.inference.predict import predict_paths
+    from ser.training.evaluate import evaluate_checkpoint
     from ser.training.fit import fit_folds
     from tests.helpers.encoders import build_tiny
 
@@ -301,6 +302,8 @@ def test_fine_tuning_trains_the_encoder_but_not_its_feature_encoder(ssl_cfg, tmp
     shutil.rmtree(folder)
     clip = write_wav(tmp_path / "clip.wav", seconds=1.2, kind="tone")
     assert predict_paths(run.folds[0].checkpoint, [str(clip)])[0]["label"] in cfg.data.synthetic.labels
+    evaluated = evaluate_checkpoint(run.folds[0].checkpoint, out_dir=tmp_path / "eval")
+    assert evaluated["folds"][0].test["uar"] == pytest.approx(run.folds[0].test["uar"])
 
 
 def test_layer_wise_decay_gives_each_depth_its_learning_rate(ssl_cfg) -> None:

@@ -92,9 +92,13 @@ class PreparedData:
 
 
 def prepare_data(
-    cfg: DictConfig, progress: bool = True, dataset: LabelledDataset | None = None
+    cfg: DictConfig,
+    progress: bool = True,
+    dataset: LabelledDataset | None = None,
+    encoder: dict[str, Any] | None = None,
 ) -> PreparedData:
-    """Scan, decode and featurise once (cached on disk); compute the speaker folds."""
+    """Scan, decode and featurise once (cached on disk); compute the speaker folds. `encoder`: a fine-tuned
+    checkpoint's own encoder record, so scoring it does not need the pretrained folder it started from."""
     from ser.data.cache import load_features, load_waveforms
 
     kind = resolve_feature_kind(cfg)
@@ -110,8 +114,9 @@ def prepare_data(
             "log-mel/MFCC frames per speaker, so it cannot be combined with "
             + ("waveform augmentation (noise/shift/speed/pitch)" if waveform_mode else "handcrafted vectors")
         )
-    encoder = None
-    if kind in ("embeddings", "waveform"):  # before any audio is read: a missing encoder fails at once
+    if kind != "waveform" or encoder is None:
+        encoder = None
+    if kind in ("embeddings", "waveform") and encoder is None:  # before any audio is read: fail at once
         from ser.data.embeddings import encoder_record, resolve
 
         source = resolve(cfg)

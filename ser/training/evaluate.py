@@ -50,7 +50,8 @@ def evaluate_checkpoint(
     start = time.perf_counter()
     ckpt = read_checkpoint(checkpoint)
     cfg = _config(ckpt.cfg, config_files, overrides, int(ckpt.info.get("fold", 0)))
-    prepared = prepare_data(cfg, progress=True)
+    tuned = ckpt.info.get("encoder") if ckpt.kind == "waveform" else None  # carried by the checkpoint
+    prepared = prepare_data(cfg, progress=True, encoder=tuned)
     check_same_encoder(ckpt, prepared.encoder)
     if prepared.labels != ckpt.labels:
         raise CheckpointError(
