@@ -110,6 +110,13 @@ def test_states_are_computed_once_then_read_from_the_cache(ssl_cfg) -> None:
     assert first.encoder["identity"].startswith("sha256:") and first.encoder["model_type"] == "wav2vec2"
 
 
+def test_audio_at_another_rate_than_the_encoders_is_refused_before_reading_it(ssl_cfg) -> None:
+    from ser.data.datamodule import prepare_data
+
+    with pytest.raises(ConfigError, match=r"data\.audio\.sample_rate=16000"):
+        prepare_data(ssl_cfg("data.audio.sample_rate=8000"), progress=False)
+
+
 def test_another_encoder_or_revision_gets_its_own_states(ssl_cfg, tmp_path: Path, monkeypatch) -> None:
     from huggingface_hub import constants
 

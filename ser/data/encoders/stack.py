@@ -191,6 +191,7 @@ class FrozenStates(nn.Module):
 
     @torch.no_grad()
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        states = self.stack(wave)
-        states = states.mean(dim=-1) if self.grain == "utterance" else states
+        from ser.data.embeddings import summarize
+
+        states = summarize(self.stack(wave), self.grain)
         return states.half().float() if self.dtype == "float16" else states.float()
