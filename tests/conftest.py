@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 import pytest
 import soundfile as sf
+
+# Tests never download: transformers and huggingface_hub read these when they are first imported.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def write_wav(
@@ -69,8 +75,6 @@ def tiny_overrides() -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A session cache dir so the tiny synthetic corpus and its features are made once per test run."""
-    import os
-
     cache = tmp_path_factory.mktemp("ser_cache")
     os.environ["SER_CACHE"] = str(cache)
     os.environ.setdefault("WANDB_MODE", "offline")

@@ -36,7 +36,7 @@ def scripts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Modu
         mp.setenv("SER_CACHE", str(cache))
         mp.syspath_prepend(str(BENCH))
         modules = {}
-        for name in ("pipeline", "features"):
+        for name in ("pipeline", "features", "ssl_encoders"):
             spec = importlib.util.spec_from_file_location(f"ser_bench_{name}", BENCH / f"{name}.py")
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
@@ -113,3 +113,14 @@ def test_features_rejects_unknown_variant(scripts: dict[str, ModuleType]) -> Non
     features = scripts["features"]
     with pytest.raises(SystemExit):
         features.parse_args(["--variants=torch,gpu"])
+
+
+@pytest.mark.slow
+def test_ssl_encoders_prints_positive_ratios(
+    scripts: dict[str, ModuleType], capsys: pytest.CaptureFixture[str]
+) -> None:
+    returned = scripts["ssl_encoders"].main([*TINY, "--no-base", "--epochs=2", "--repeats=1"])
+    ratios = ratios_from(capsys.readouterr().out)
+    assert set(ratios) == set(returned) and all(v > 0 for v in ratios.values())
+    assert ratios["fp16_vs_fp32_bytes"] == pytest.approx(0.5, abs=0.01)
+    assert ratios["tiny_cached_vs_cold"] > 1.0  # reading cached states beats running the encoder

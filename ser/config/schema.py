@@ -162,6 +162,18 @@ class ModelConfig:
     svm_kernel: str = "rbf"
     svm_class_weight: str = "none"  # none | balanced (weights inversely proportional to counts)
     ensemble: int = 1  # > 1: that many members (seeds) per fold, trained one by one, probabilities averaged
+    # ssl: a pretrained speech encoder from Hugging Face transformers (pip install "ser[ssl]"); the head
+    # reads hidden, classifier_layers, activation, dropout and classifier_dropout like the CNN heads do
+    encoder: Optional[str] = None  # hub id (facebook/wav2vec2-base) or a local directory (hf download)
+    encoder_revision: Optional[str] = None  # hub ids only: branch, tag or commit
+    ssl_mode: str = "frozen"  # frozen (every layer's states cached once) | finetune (the encoder trains too)
+    layer: str = "weighted"  # weighted (learned softmax over layers) | last | an index (0 = input embedding)
+    ssl_pooling: str = "mean"  # over time: mean | stats (mean and sd) | attention (attentive statistics)
+    ssl_cache_dtype: str = "float16"  # frozen: how cached states are stored (bench/ssl_encoders.py)
+    freeze_feature_encoder: bool = True  # finetune: keep the convolutional front of the encoder fixed
+    encoder_lr_scale: float = 1.0  # finetune: the encoder learns at optim.lr times this, the head at optim.lr
+    layer_lr_decay: float = 1.0  # finetune: layer k of L learns at lr * decay ** (L + 1 - k); 1 = off
+    gradient_checkpointing: bool = False  # finetune: recompute the encoder's activations in backward
 
 
 @dataclass
@@ -294,7 +306,8 @@ class SweepConfig:
     keep_checkpoints: int = 1
 
 
-# What each model family eats: a spectrogram (channels, n_mels, frames) or a fixed vector (193 values).
+# What each model family eats: a spectrogram (channels, n_mels, frames), a fixed vector (193 values), or audio
+# through a pretrained encoder ("pretrained").
 # The family names are listed here once; `CHOICES["model.name"]` and the model registry follow it.
 MODEL_INPUTS: dict[str, str] = {
     "emotion_detector": "spectrogram",
@@ -303,6 +316,9 @@ MODEL_INPUTS: dict[str, str] = {
     "cnn_lstm": "spectrogram",
     "feature_mlp": "vector",
     "svm": "vector",
+    # a pretrained encoder's own front end takes the audio: cached hidden states (model.ssl_mode=frozen) or
+    # waveforms through the encoder (finetune); the data side resolves which (resolve_feature_kind)
+    "ssl": "pretrained",
 }
 
 # Every enumerated value, listed once: validation reads it, and the registries that bind names to code
@@ -334,6 +350,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.lstm_pooling": ("last", "mean", "attention"),
     "model.svm_kernel": ("linear", "rbf", "poly", "sigmoid"),
     "model.svm_class_weight": ("none", "balanced"),
+    "model.ssl_mode": ("frozen", "finetune"),
+    "model.ssl_pooling": ("mean", "stats", "attention"),
+    "model.ssl_cache_dtype": ("float16", "float32"),
     "optim.optimizer": ("adam", "adamw", "sgd"),
     "optim.schedule": ("constant", "tristage", "plateau", "cosine"),
     "trainer.accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),

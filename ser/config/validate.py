@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ser.config.schema import CHOICES, ConfigError
+from ser.config.schema import CHOICES, MODEL_INPUTS, ConfigError
 
 # key -> (low, high, low inclusive?) for numbers; None = unbounded on that side
 RANGES: dict[str, tuple[float | None, float | None, bool]] = {
@@ -58,6 +58,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "model.lstm_layers": (1, None, True),
     "model.svm_c": (0, None, False),
     "model.ensemble": (1, 16, True),
+    "model.encoder_lr_scale": (0, None, False),
+    "model.layer_lr_decay": (0, 1, False),
     "optim.lr": (0, None, True),
     "optim.beta1": (0, 1, True),
     "optim.beta2": (0, 1, True),
@@ -133,6 +135,9 @@ def validate(cfg: DictConfig) -> None:
         check_range(key, _select(cfg, key))
     _check_data(cfg.data)
     _check_optim(cfg.optim)
+    _check_layer(cfg.model.layer)
+    if MODEL_INPUTS.get(cfg.model.name) == "pretrained":
+        _check_pretrained(cfg)
     if str(cfg.trainer.devices) != "auto" and not str(cfg.trainer.devices).lstrip("-").isdigit():
         fail("trainer.devices", f"{cfg.trainer.devices!r} must be 'auto' or a number of devices")
 
@@ -164,6 +169,58 @@ def _check_data(data: DictConfig) -> None:
     for low, high in (("snr_db_min", "snr_db_max"), ("speed_min", "speed_max")):
         if float(aug[low]) > float(aug[high]):
             fail(f"data.augment.{low}", f"{aug[low]} is greater than data.augment.{high} ({aug[high]})")
+
+
+LAYER_WORDS = ("weighted", "last")  # model.layer: one of these, or a layer index
+
+
+def _check_layer(layer: Any) -> None:
+    text = str(layer)
+    if text not in LAYER_WORDS and not text.isdigit():
+        fail("model.layer", f"{layer!r} must be {' or '.join(LAYER_WORDS)} or a layer index (0, 1, ...)")
+
+
+def _check_pretrained(cfg: DictConfig) -> None:
+    """The ssl family: an encoder to load, and only the data settings its two modes can honour."""
+    model, data = cfg.model, cfg.data
+    if not model.encoder:
+        fail(
+            "model.encoder",
+            "model 'ssl' needs a pretrained encoder: a hub id (e.g. facebook/wav2vec2-base) or a local "
+            "directory holding one (config.json, preprocessor_config.json and the weights)",
+        )
+    if data.features.kind != "auto":
+        fail(
+            "data.features.kind",
+            f"{data.features.kind!r}: model 'ssl' takes audio through its encoder's own feature extractor; "
+            "use data.features.kind=auto",
+        )
+    if int(data.features.deltas) != 0:
+        fail("data.features.deltas", "time derivatives are for log-mel/MFCC features, not encoder states")
+    aug = data.augment
+    if float(aug.freq_warp_p) > 0:
+        fail("data.augment.freq_warp_p", "the frequency warp needs log-mel features, not encoder states")
+    wave_augments = [k for k in ("noise_p", "shift_p", "speed_p", "pitch_p") if float(aug[k]) > 0]
+    if model.ssl_mode == "frozen" and wave_augments:
+        fail(
+            f"data.augment.{wave_augments[0]}",
+            "frozen encoder states are computed once per file and cached, so waveform augmentation cannot "
+            "reach them; use model.ssl_mode=finetune to augment the audio the encoder hears",
+        )
+    if model.ssl_mode == "finetune":
+        for key in ("specaugment_p", "time_stretch_p"):
+            if float(aug[key]) > 0:
+                fail(
+                    f"data.augment.{key}",
+                    "a fine-tuned encoder takes waveforms; its own time masking (mask_time_prob in the "
+                    "encoder's config) is what applies inside it",
+                )
+        if data.features.normalize in ("train", "speaker"):
+            fail(
+                "data.features.normalize",
+                f"{data.features.normalize!r} standardises cached features; a fine-tuned encoder takes "
+                "waveforms (its feature extractor normalises them): use none or utterance",
+            )
 
 
 def _check_optim(optim: DictConfig) -> None:

@@ -322,3 +322,47 @@ def load_features(
         entry = _read_entry(folder, "x") or (x, meta)
     x, ids, skipped = _entry_to_caller_order(*entry, utterances)
     return FeatureSet(x=x, ids=ids, skipped=skipped, key=key, from_cache=from_cache, compute_seconds=seconds)
+
+
+# ----------------------------------------------------------------------------- other cached stages
+def read_cached(
+    stage: str,
+    settings: dict[str, Any],
+    utterances: Sequence[Utterance],
+    audio_cfg: Any,
+    cache_dir: Optional[str] = None,
+) -> Optional[tuple[np.ndarray, dict[str, Any]]]:
+    """The `stage` entry for these settings and files if cached (rows in canonical order), else None."""
+    _check_unique_ids(utterances)
+    full = {"stage": stage, "audio": _audio_settings(audio_cfg), **settings}
+    return _read_entry(cache_root(cache_dir) / stage / cache_key(full, utterances), "x")
+
+
+def cached_array(
+    stage: str,
+    settings: dict[str, Any],
+    utterances: Sequence[Utterance],
+    audio_cfg: Any,
+    compute: Callable[[list[Utterance]], tuple[np.ndarray, dict[str, Any]]],
+    cache_dir: Optional[str] = None,
+) -> FeatureSet:
+    """Rows of a further stage (e.g. a pretrained encoder's hidden states) with the same guarantees as the
+    features: keyed by `settings`, the audio settings and every file, written atomically with a checksum,
+    read back memory-mapped. `compute(utterances in canonical order)` returns the array and a meta dict
+    holding at least its row `ids` and the `skipped` files (as dicts); it runs only on a miss."""
+    _check_unique_ids(utterances)
+    full = {"stage": stage, "audio": _audio_settings(audio_cfg), **settings}
+    key = cache_key(full, utterances)
+    folder = cache_root(cache_dir) / stage / key
+    entry = _read_entry(folder, "x")
+    from_cache = entry is not None
+    seconds = 0.0
+    if entry is None:
+        start = time.perf_counter()
+        array, meta = compute(_canonical(utterances))
+        seconds = time.perf_counter() - start
+        meta = {**meta, "settings": full, "compute_seconds": seconds}
+        _write_entry(folder, "x", array, meta)
+        entry = _read_entry(folder, "x") or (array, meta)
+    x, ids, skipped = _entry_to_caller_order(*entry, utterances)
+    return FeatureSet(x=x, ids=ids, skipped=skipped, key=key, from_cache=from_cache, compute_seconds=seconds)

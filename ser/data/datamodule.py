@@ -38,6 +38,13 @@ def resolve_feature_kind(cfg: DictConfig) -> str:
 
     wanted = MODEL_INPUTS[cfg.model.name]
     kind = cfg.data.features.kind
+    if wanted == "pretrained":  # the encoder's own front end: cached states, or waveforms to fine-tune on
+        if kind != "auto":
+            raise ConfigError(
+                f"invalid config key 'data.features.kind': model '{cfg.model.name}' takes audio through its "
+                f"encoder's own feature extractor, not '{kind}' (use data.features.kind=auto)"
+            )
+        return "embeddings" if cfg.model.ssl_mode == "frozen" else "waveform"
     if kind == "auto":
         return "handcrafted" if wanted == "vector" else "logmel"
     if (kind == "handcrafted") != (wanted == "vector"):
@@ -54,12 +61,17 @@ def uses_wave_augment(cfg: DictConfig) -> bool:
     return any(float(cfg.data.augment[k]) > 0 for k in WAVE_AUGMENTS)
 
 
+def serves_waveforms(cfg: DictConfig, kind: str) -> bool:
+    """Rows are waveforms, featurised on the device: for waveform augmentation, or a fine-tuned encoder."""
+    return uses_wave_augment(cfg) or kind == "waveform"
+
+
 @dataclass
 class PreparedData:
     """Everything fold-independent: rows, labels, speakers and the (memory-mapped) array."""
 
     labels: list[str]
-    kind: str  # logmel | mfcc | handcrafted
+    kind: str  # logmel | mfcc | handcrafted | embeddings (a frozen encoder's states) | waveform (fine-tuning)
     waveform_mode: bool  # rows are waveforms, featurised on the device by the model's frontend
     x: np.ndarray  # [N, 1, F, T] features, [N, D] vectors, or [N, samples] waveforms
     y: np.ndarray  # [N] int64 label indices
@@ -72,6 +84,7 @@ class PreparedData:
     feature_seconds: float = 0.0
     from_cache: bool = False
     held_out: list[str] = field(default_factory=list)  # test speakers no fold sees (data.holdout)
+    encoder: dict[str, Any] | None = None  # the ssl family's encoder (ser.data.embeddings.encoder_record)
 
     @property
     def n_classes(self) -> int:
@@ -79,14 +92,19 @@ class PreparedData:
 
 
 def prepare_data(
-    cfg: DictConfig, progress: bool = True, dataset: LabelledDataset | None = None, make_folds: bool = True
+    cfg: DictConfig,
+    progress: bool = True,
+    dataset: LabelledDataset | None = None,
+    make_folds: bool = True,
+    encoder: dict[str, Any] | None = None,
 ) -> PreparedData:
     """Scan, decode and featurise once (cached on disk); compute the speaker folds (unless `make_folds` is
-    False: a whole corpus scored as one test set needs none)."""
+    False: a whole corpus scored as one test set needs none). `encoder`: a fine-tuned checkpoint's own
+    encoder record, so scoring it does not need the pretrained folder it started from."""
     from ser.data.cache import load_features, load_waveforms
 
     kind = resolve_feature_kind(cfg)
-    waveform_mode = uses_wave_augment(cfg)
+    waveform_mode = serves_waveforms(cfg, kind)
     if waveform_mode and kind == "handcrafted":
         raise ConfigError(
             "invalid config key 'data.augment': waveform augmentation (noise/shift/speed/pitch) needs a "
@@ -98,6 +116,13 @@ def prepare_data(
             "log-mel/MFCC frames per speaker, so it cannot be combined with "
             + ("waveform augmentation (noise/shift/speed/pitch)" if waveform_mode else "handcrafted vectors")
         )
+    if kind != "waveform" or encoder is None:
+        encoder = None
+    if kind in ("embeddings", "waveform") and encoder is None:  # before any audio is read: fail at once
+        from ser.data.embeddings import encoder_record, resolve
+
+        source = resolve(cfg)
+        encoder = encoder_record(source)
     data = dataset or build_dataset(cfg.data, check_audio=False, progress=progress)
     fixed: list[Fold] | None = None
     if cfg.data.get("partition") and make_folds:  # folds from a file: only the utterances it lists are used
@@ -107,7 +132,12 @@ def prepare_data(
         fixed, used, left_out = partition_folds(partition, data.utterances)
         data = replace(data, utterances=used, skipped=[*data.skipped, *left_out])
     cache_dir = cfg.data.features.cache_dir
-    if waveform_mode:
+    if kind == "embeddings":
+        from ser.data.embeddings import load_embeddings
+
+        loaded = load_embeddings(data.utterances, cfg, source, progress=progress)
+        array, seconds = loaded.x, loaded.compute_seconds
+    elif waveform_mode:
         loaded = load_waveforms(data.utterances, cfg.data.audio, cache_dir=cache_dir, progress=progress)
         array = loaded.waves
         seconds = 0.0
@@ -150,6 +180,7 @@ def prepare_data(
         feature_seconds=seconds,
         from_cache=loaded.from_cache,
         held_out=held_out,
+        encoder=encoder,
     )
 
 
@@ -303,10 +334,14 @@ class SERDataModule(L.LightningDataModule):
             return trainer.strategy.root_device
         return torch.device("cpu")
 
+    def _dtype(self) -> np.dtype:
+        """float32 rows, except float16 encoder states, which stay half the bytes (the head upcasts)."""
+        return np.dtype(np.float16) if self.prepared.x.dtype == np.float16 else np.dtype(np.float32)
+
     def split_tensors(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if name not in self._tensors:
             idx = self._rows(name)
-            x = torch.from_numpy(np.asarray(self.prepared.x[idx], dtype=np.float32))
+            x = torch.from_numpy(np.asarray(self.prepared.x[idx], dtype=self._dtype()))
             y = torch.from_numpy(self.prepared.y[idx])
             self._tensors[name] = (x, y)
         return self._tensors[name]
@@ -316,13 +351,13 @@ class SERDataModule(L.LightningDataModule):
         if self._all_x is None:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                self._all_x = torch.from_numpy(np.asarray(self.prepared.x, dtype=np.float32))
+                self._all_x = torch.from_numpy(np.asarray(self.prepared.x, dtype=self._dtype()))
         return self._all_x
 
     def _resident_fits(self) -> bool:
         if not self.cfg.data.device_resident:
             return False
-        row_bytes = int(np.prod(self.row_shape)) * 4
+        row_bytes = int(np.prod(self.row_shape)) * self._dtype().itemsize
         total_mb = row_bytes * len(self.prepared.y) / 2**20
         return total_mb <= float(self.cfg.data.device_max_mb)
 

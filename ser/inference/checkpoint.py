@@ -18,6 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from ser.config import ConfigError, RootConfig, merge_into, validate
 from ser.models.pipeline import CKPT_KEY
 
+KINDS = ("logmel", "mfcc", "handcrafted", "embeddings", "waveform")  # what a checkpoint's rows are
+
 
 class CheckpointError(ValueError):
     """The checkpoint is missing, unreadable, or not a `ser` checkpoint of this model."""
@@ -86,9 +88,9 @@ def read_checkpoint(path: str | Path) -> LoadedCheckpoint:
         lambda v: isinstance(v, list) and len(v) >= 2 and all(isinstance(x, str) for x in v),
         "a list of at least 2 label names",
     )
-    kind = _info_field(
-        path, info, "kind", lambda v: v in ("logmel", "mfcc", "handcrafted"), "logmel, mfcc or handcrafted"
-    )
+    kind = _info_field(path, info, "kind", lambda v: v in KINDS, " or ".join(KINDS))
+    if kind in ("embeddings", "waveform"):
+        _info_field(path, info, "encoder", _is_encoder_record, "the encoder's record (model_type, config)")
     row_shape = _info_field(
         path,
         info,
@@ -119,12 +121,37 @@ def read_checkpoint(path: str | Path) -> LoadedCheckpoint:
     )
 
 
+def _is_encoder_record(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("model_type"), str)
+        and all(isinstance(value.get(k), dict) for k in ("config", "preprocessor"))
+    )
+
+
+def check_same_encoder(ckpt: LoadedCheckpoint, encoder: dict[str, Any] | None) -> None:
+    """A frozen-encoder head scores only the states of the encoder it was trained on."""
+    trained = ckpt.info.get("encoder")
+    if ckpt.kind == "embeddings" and trained and encoder and trained["identity"] != encoder["identity"]:
+        raise CheckpointError(
+            f"{ckpt.path}: its head was trained on the states of {trained['source']} "
+            f"({trained['identity']}), but model.encoder={encoder['source']} is now {encoder['identity']}"
+        )
+
+
 def restore_classifier(ckpt: LoadedCheckpoint, cfg: DictConfig | None = None):
-    """Rebuild the EmotionClassifier the checkpoint was trained as, and load its weights strictly."""
+    """Rebuild the EmotionClassifier the checkpoint was trained as, and load its weights strictly. A
+    fine-tuned encoder is rebuilt from the architecture recorded in the checkpoint and filled with the
+    checkpoint's weights: its pretrained folder is not needed."""
     from ser.models.pipeline import build_classifier
 
     cfg = cfg if cfg is not None else ckpt.cfg
-    model, _ = build_classifier(cfg, ckpt.row_shape, ckpt.labels, ckpt.kind, ckpt.waveform_mode)
+    encoder = ckpt.info.get("encoder")
+    if encoder is not None:
+        encoder = {**encoder, "pretrained": False}
+    model, _ = build_classifier(
+        cfg, ckpt.row_shape, ckpt.labels, ckpt.kind, ckpt.waveform_mode, encoder=encoder
+    )
     state = {k: v for k, v in ckpt.state_dict.items() if not k.startswith("_metrics")}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ser.data.normalize import SpeakerStats
-from ser.inference.checkpoint import LoadedCheckpoint, read_checkpoint, restore_classifier
+from ser.inference.checkpoint import CheckpointError, LoadedCheckpoint, read_checkpoint, restore_classifier
 
 
 @dataclass
@@ -91,7 +91,22 @@ def load_scorer(checkpoint_path: str | Path) -> Scorer:
         featurize = make_frontend(
             ckpt.cfg.data.features, int(ckpt.cfg.data.audio.sample_rate), ckpt.kind
         ).eval()
+    elif ckpt.kind == "embeddings":
+        featurize = frozen_encoder(ckpt)
     return Scorer(model=model, checkpoint=ckpt, featurize=featurize)
+
+
+def frozen_encoder(ckpt: LoadedCheckpoint) -> torch.nn.Module:
+    """A frozen-encoder head's checkpoint holds no encoder weights: the encoder is loaded from where the
+    config says (model.encoder) and must be the one the head was trained on."""
+    from ser.config import ConfigError
+    from ser.data.embeddings import frozen_featurizer
+
+    n_samples = int(round(float(ckpt.cfg.data.audio.duration) * int(ckpt.cfg.data.audio.sample_rate)))
+    try:
+        return frozen_featurizer(ckpt.cfg, ckpt.info.get("encoder"), n_samples)
+    except ConfigError as exc:
+        raise CheckpointError(f"{ckpt.path}: its frozen-encoder head needs its encoder: {exc}") from None
 
 
 def window_starts(n_samples: int, window: int, hop: int) -> list[int]:

@@ -37,9 +37,13 @@ class SeededDropout(nn.Module):
 
 def seed_dropout(module: nn.Module, generator: torch.Generator) -> nn.Module:
     """Replace every nn.Dropout / Dropout1d / Dropout2d inside `module` (in place) by a SeededDropout drawing
-    from `generator`; returns `module`. (An LSTM's own inter-layer dropout stays on torch's generator.)"""
+    from `generator`; returns `module`. (An LSTM's own inter-layer dropout stays on torch's generator, and
+    so does a module marked `seeded_dropout = False`: a pretrained encoder, whose activations are too large
+    for masks drawn on the CPU generator.)"""
     for name, child in list(module.named_children()):
         kind = type(child)
+        if getattr(child, "seeded_dropout", True) is False:
+            continue
         if kind in _CHANNEL_DIMS:
             setattr(module, name, SeededDropout(child.p, _CHANNEL_DIMS[kind] > 0, generator))
         else:

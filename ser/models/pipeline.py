@@ -22,10 +22,20 @@ from ser.models.registry import build_model
 CKPT_KEY = "ser"  # checkpoint entry holding what predict/evaluate need to rebuild the pipeline
 
 
+class ToFloat(torch.nn.Module):
+    """Rows stored in half precision (a frozen encoder's cached states) -> float32."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float()
+
+
 def feature_frontend(cfg: DictConfig, kind: str) -> torch.nn.Module:
-    """Waveform [B, T] -> features [B, 1, F, T'] with the same torch ops the cache used."""
+    """Waveform [B, T] -> features [B, 1, F, T'] with the same torch ops the cache used; the identity for
+    `waveform` (a fine-tuned encoder's own front end is inside the network)."""
     from ser.data.features import make_frontend
 
+    if kind == "waveform":
+        return torch.nn.Identity()
     return make_frontend(cfg.data.features, cfg.data.audio.sample_rate, kind)
 
 
@@ -56,16 +66,20 @@ def build_classifier(
     train_rows: torch.Tensor | None = None,
     class_weights: torch.Tensor | None = None,
     seed: int | None = None,
+    encoder: dict | None = None,
 ):
     """Network + frontend (featurise if rows are waveforms, then normalise) + train-only augmentation.
 
     `train_rows` (the TRAIN split only) fits `normalize=train` statistics; predict/evaluate pass None and
-    load the fitted statistics from the checkpoint instead.
+    load the fitted statistics from the checkpoint instead. `encoder` describes a pretrained encoder for
+    the ssl family (ser.data.embeddings.encoder_record).
     """
     from ser.data.augment import build_mixup, build_spec_augment, build_wave_augment
     from ser.models.classifier import EmotionClassifier
 
     stages: list[torch.nn.Module] = []
+    if kind == "embeddings":  # float16 cached states: normalise and augment in float32
+        stages.append(ToFloat())
     wave_augment = None
     generator = torch.Generator().manual_seed(int(cfg.trainer.seed) if seed is None else int(seed))
     if waveform_mode:
@@ -93,7 +107,8 @@ def build_classifier(
         stages.append(Deltas(deltas))
         c, f, t = feature_shape
         feature_shape = (c * (1 + deltas), f, t)
-    net = seed_dropout(build_model(cfg.model, feature_shape, len(labels)), generator)
+    extra = {} if encoder is None else {"encoder": encoder}
+    net = seed_dropout(build_model(cfg.model, feature_shape, len(labels), **extra), generator)
     if cfg.trainer.channels_last and len(feature_shape) == 3:
         net = net.to(memory_format=torch.channels_last)
     if cfg.trainer.compile:

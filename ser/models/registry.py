@@ -29,8 +29,20 @@ __all__ = [
     "input_kind",
 ]
 
-Builder = Callable[[ModelConfig, tuple[int, ...], int], nn.Module]
-INPUT_SHAPES = {"spectrogram": "(channels, n_mels, frames)", "vector": "(dim,)"}
+Builder = Callable[..., nn.Module]  # (cfg, input_shape, n_classes, **family-specific inputs) -> network
+INPUT_SHAPES = {
+    "spectrogram": "(channels, n_mels, frames)",
+    "vector": "(dim,)",
+    "pretrained": "(layers, dim[, frames]) encoder states or (samples,) waveforms",
+}
+INPUT_RANKS = {"spectrogram": (3,), "vector": (1,), "pretrained": (1, 2, 3)}
+
+
+def _build_ssl(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int, **extra) -> nn.Module:
+    """Imported on use: the pretrained-encoder family is an optional extra (transformers)."""
+    from ser.models.ssl import build_ssl
+
+    return build_ssl(cfg, input_shape, n_classes, **extra)
 
 
 @dataclass(frozen=True)
@@ -39,7 +51,7 @@ class ModelSpec:
     family names are listed). `builder` is None for non-torch models (the SVM)."""
 
     builder: Optional[Builder]
-    input_kind: str  # spectrogram | vector
+    input_kind: str  # spectrogram | vector | pretrained
     is_torch: bool = True
     summary: str = ""
 
@@ -51,6 +63,7 @@ _BUILDERS: dict[str, tuple[Optional[Builder], str]] = {
     "cnn_lstm": (CnnLstm, "frequency-pooling CNN + LSTM over time"),
     "feature_mlp": (FeatureMLP, "MLP (optional Conv1D) on handcrafted vector"),
     "svm": (None, "StandardScaler + SVC (ser.models.svm)"),
+    "ssl": (_build_ssl, "pretrained speech encoder (transformers), frozen or fine-tuned, + layer mix head"),
 }
 if set(_BUILDERS) != set(MODEL_INPUTS):  # the names are listed once, in the config schema
     raise ImportError(f"model registry {sorted(_BUILDERS)} does not match the schema's MODEL_INPUTS")
@@ -73,12 +86,13 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def input_kind(name: str) -> str:
-    """'spectrogram' or 'vector': what the family `name` takes."""
+    """'spectrogram', 'vector' or 'pretrained': what the family `name` takes."""
     return get_spec(name).input_kind
 
 
-def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
-    """Build `cfg.name` for inputs of `input_shape` (no batch dim): (C, n_mels, frames) or (dim,)."""
+def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int, **extra) -> nn.Module:
+    """Build `cfg.name` for inputs of `input_shape` (no batch dim): (C, n_mels, frames) or (dim,); `extra`
+    goes to families that take more (ssl: the `encoder` it fine-tunes)."""
     spec = get_spec(cfg.name)
     if not spec.is_torch or spec.builder is None:
         raise ModelConfigError(
@@ -86,8 +100,7 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int) 
             "(check MODELS[name].is_torch before build_model)"
         )
     shape = tuple(int(d) for d in input_shape)
-    want = 3 if spec.input_kind == "spectrogram" else 1
-    if len(shape) != want:
+    if len(shape) not in INPUT_RANKS[spec.input_kind]:
         raise ModelConfigError(
             f"invalid config key 'model.name': {cfg.name!r} takes {spec.input_kind} input "
             f"{INPUT_SHAPES[spec.input_kind]}, got input_shape {shape}; check data.features.kind"
@@ -95,8 +108,8 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int) 
     if int(getattr(cfg, "ensemble", 1)) > 1:  # members trained one by one, then held together
         from ser.models.ensemble import EnsembleNet
 
-        return EnsembleNet([spec.builder(cfg, shape, n_classes) for _ in range(int(cfg.ensemble))])
-    return spec.builder(cfg, shape, n_classes)
+        return EnsembleNet([spec.builder(cfg, shape, n_classes, **extra) for _ in range(int(cfg.ensemble))])
+    return spec.builder(cfg, shape, n_classes, **extra)
 
 
 def count_parameters(model: nn.Module) -> int:

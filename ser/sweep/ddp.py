@@ -53,8 +53,10 @@ def ddp_worker(config: dict[str, Any]) -> None:
     out = Path(config["trial_dir"])
     rank = ray.train.get_context().get_world_rank()
     index = parse_fold(str(cfg.data.fold), len(prepared.folds))[0]
+    # a fine-tuned encoder leaves parameters without gradients in some steps (LayerDrop, a chosen layer)
+    finetune = cfg.model.name == "ssl" and cfg.model.ssl_mode == "finetune"
     distributed = Distributed(
-        strategy=RayDDPStrategy(),
+        strategy=RayDDPStrategy(find_unused_parameters=finetune),
         plugins=[RayLightningEnvironment()],
         accelerator="gpu" if config["gpu"] > 0 else "cpu",
         prepare=prepare_trainer,

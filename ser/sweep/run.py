@@ -9,6 +9,7 @@ The console gets one line per trial event (started, stopped, completed, failed) 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -41,20 +42,46 @@ def count_trials(plan: SweepPlan) -> int:
     return int(plan.sweep.num_samples) * grid
 
 
+MAX_VARIANT_COMBINATIONS = 64
+
+
+def _point(key: str, value: Any) -> dict[str, Any]:
+    """Sampled params setting `key` (a conditional key with its condition met)."""
+    if COND_SEP not in key:
+        return {key: value}
+    cond_key, cond_value = key.split(COND_SEP, 1)[0].split("=", 1)
+    return {cond_key: cond_value, key: value}
+
+
 def _variants(plan: SweepPlan) -> list[Any]:
-    """One config per distinct (feature kind, waveform mode) the trials can need."""
-    names = [plan.base.model.name]
+    """One config per distinct prepared array the trials can draw: every combination of the searched
+    choice/grid values that change what is prepared (the model family, an ssl head's pooling, the
+    encoder, ...). Others a trial meets (continuous ranges) are prepared by the trial from the disk cache."""
+
+    def key_of(params: dict[str, Any]) -> str | None:
+        try:
+            return prepared_key(apply_params(plan.base, params))
+        except ConfigError:  # a combination no trial can draw
+            return None
+
+    base_key = prepared_key(plan.base)
+    shaping: list[list[dict[str, Any]]] = []
     for key, (sampler, args) in plan.space.items():
-        if key == "model.name" and sampler in ("choice", "grid"):
-            names = list(args)
+        if sampler in ("choice", "grid"):
+            points = [_point(key, value) for value in args]
+            if {key_of(p) for p in points} - {base_key, None}:
+                shaping.append(points)
+    if math.prod(len(points) for points in shaping) > MAX_VARIANT_COMBINATIONS:
+        combos = [p for points in shaping for p in points]  # each value alone, not every combination
+    else:
+        combos = [{k: v for part in parts for k, v in part.items()} for parts in itertools.product(*shaping)]
     seen, configs = set(), []
-    for name in names:
-        cfg = apply_params(plan.base, {"model.name": name})
-        key = prepared_key(cfg)
-        if key not in seen:
+    for params in combos:
+        key = key_of(params)
+        if key is not None and key not in seen:
             seen.add(key)
-            configs.append(cfg)
-    return configs
+            configs.append(apply_params(plan.base, params))
+    return configs or [plan.base]
 
 
 def prepare_shared(plan: SweepPlan, console) -> dict[str, PreparedData]:

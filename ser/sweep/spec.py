@@ -203,10 +203,13 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
 
     base_files = [resolve_config_file(b, path.parent) for b in sweep.base]
     unfixed = load_config(base_files, base_over)
-    for key, value in (sweep.fixed or {}).items():
-        _check_key(unfixed, key, f"{path} (fixed)")
-        _check_value(unfixed, key, _plain(value), f"{path} (fixed)")
     fixed = [f"{k}={_dotlist_value(_plain(v))}" for k, v in (sweep.fixed or {}).items()]
+    for i, (key, value) in enumerate((sweep.fixed or {}).items()):
+        _check_key(unfixed, key, f"{path} (fixed)")
+        # each value checked with the other fixed values in place: keys that constrain each other (the
+        # ssl family and its encoder) pass together, and a bad value is still named on its own
+        others = merge_into(unfixed, OmegaConf.from_dotlist(fixed[:i] + fixed[i + 1 :]), f"{path} (fixed)")
+        _check_value(others, key, _plain(value), f"{path} (fixed)")
     base = load_config(base_files, [*fixed, *base_over])
     base.trainer.max_epochs = int(sweep.scheduler.max_t)
     base.trainer.monitor = str(sweep.metric)  # one selection metric: checkpoints, the sweep, the leaderboard

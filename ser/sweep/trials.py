@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from ser.config import RootConfig, merge_into
-from ser.data.datamodule import PreparedData, prepare_data, resolve_feature_kind, uses_wave_augment
+from ser.config import MODEL_INPUTS, RootConfig, merge_into
+from ser.data.datamodule import PreparedData, prepare_data, resolve_feature_kind, serves_waveforms
 from ser.data.folds import parse_fold
 from ser.sweep.spec import apply_params
 from ser.training.fit import fold_metrics
@@ -67,9 +67,14 @@ def prepared_key(cfg: DictConfig) -> str:
     data = OmegaConf.to_container(cfg.data, resolve=True)
     settings = {key: data[key] for key in PREPARED_BY}
     settings["features"] = {k: v for k, v in settings["features"].items() if k != "deltas"}
+    if MODEL_INPUTS[cfg.model.name] == "pretrained":  # another encoder, mode or pooled form: other rows
+        from ser.data.embeddings import encoder_settings
+
+        settings["encoder"] = encoder_settings(cfg)
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    mode = "wave" if uses_wave_augment(cfg) else "features"
-    return f"{resolve_feature_kind(cfg)}|{mode}|{digest}"
+    kind = resolve_feature_kind(cfg)
+    mode = "wave" if serves_waveforms(cfg, kind) else "features"
+    return f"{kind}|{mode}|{digest}"
 
 
 def trial_config(params: dict[str, Any], base: dict[str, Any]) -> DictConfig:

@@ -33,7 +33,13 @@ from ser.data.datamodule import PreparedData, SERDataModule, TensorBatches, prep
 from ser.data.dataset import LabelledDataset, build_dataset
 from ser.data.folds import parse_fold
 from ser.data.types import Skipped
-from ser.inference.checkpoint import CheckpointError, LoadedCheckpoint, read_checkpoint, restore_classifier
+from ser.inference.checkpoint import (
+    CheckpointError,
+    LoadedCheckpoint,
+    check_same_encoder,
+    read_checkpoint,
+    restore_classifier,
+)
 from ser.report.predictions import FILENAME, write_predictions
 from ser.training.fit import write_run
 from ser.training.predictions import collect_predictions
@@ -150,7 +156,9 @@ def prepare_evaluation(
     """Scan, harmonise and featurise the evaluation data in the checkpoint's label space."""
     data = build_dataset(cfg.data, check_audio=False, progress=True)
     dataset, match = match_labels(data, ckpt.labels)
-    prepared = prepare_data(cfg, progress=True, dataset=dataset, make_folds=not whole)
+    tuned = ckpt.info.get("encoder") if ckpt.kind == "waveform" else None  # a fine-tuned encoder it carries
+    prepared = prepare_data(cfg, progress=True, dataset=dataset, make_folds=not whole, encoder=tuned)
+    check_same_encoder(ckpt, prepared.encoder)
     return prepared, match
 
 

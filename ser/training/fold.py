@@ -51,7 +51,7 @@ def checkpoint_info(
     cfg: DictConfig, prepared: PreparedData, dm: SERDataModule, feature_shape
 ) -> dict[str, Any]:
     """What a checkpoint carries besides weights (plain types): enough to rebuild the whole pipeline."""
-    return {
+    info = {
         "config": OmegaConf.to_container(cfg, resolve=True),
         "labels": list(prepared.labels),
         "kind": prepared.kind,
@@ -61,6 +61,9 @@ def checkpoint_info(
         "fold": dm.fold_index,
         "speakers": dm.split_speakers(),
     }
+    if prepared.encoder is not None:  # the ssl family: which encoder (id, revision, identity, settings)
+        info["encoder"] = prepared.encoder
+    return info
 
 
 def wandb_logger(cfg: DictConfig, save_dir: Path, name: str, group: str | None = None):
@@ -127,6 +130,7 @@ def train_fold(
             train_rows=dm.train_rows() if cfg.data.features.normalize == "train" else None,
             class_weights=dm.class_weights() if cfg.data.class_weights else None,
             seed=fold_seed(cfg, fold_index),
+            encoder=prepared.encoder,
         )
     history = History()
     best = ModelCheckpoint(
