@@ -197,6 +197,11 @@ class TrainerConfig:
     progress_bar: bool = True
     compile: bool = False
     channels_last: bool = False
+    # K models of one architecture (the folds of a CV trial or `ser fit data.fold=all`, a seed ensemble)
+    # as one fused model (ser.training.fused): auto = where it is faster (a GPU), always = wherever the
+    # family fuses, never = one Lightning loop per model; families that cannot fuse fall back with a note
+    # (not on/off: YAML reads those as booleans)
+    fused: str = "auto"
     output_dir: str = "runs"
     run_name: Optional[str] = None
 
@@ -310,6 +315,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "trainer.accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),
     "trainer.precision": ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true"),
     "trainer.monitor": ("val/uar", "val/wa", "val/f1", "val/loss"),
+    "trainer.fused": ("auto", "always", "never"),
     "wandb.mode": ("offline", "online", "disabled"),
 }
 # Sweep-file enumerations (SweepConfig), same rule.

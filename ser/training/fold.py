@@ -38,6 +38,25 @@ def fold_seed(cfg: DictConfig, fold_index: int) -> int:
     return int(cfg.trainer.seed) + fold_index
 
 
+def build_fold_model(cfg: DictConfig, prepared: PreparedData, dm: SERDataModule):
+    """(EmotionClassifier, feature shape) of fold `dm.fold_index`, its initial weights drawn from torch's
+    global generator seeded with the fold's seed: the same model whichever path trains it (one fold,
+    threads, or fused with other folds by ser.training.fused)."""
+    seed = fold_seed(cfg, dm.fold_index)
+    with _INIT_LOCK:
+        L.seed_everything(seed, workers=True, verbose=False)
+        return build_classifier(
+            cfg,
+            dm.row_shape,
+            prepared.labels,
+            prepared.kind,
+            prepared.waveform_mode,
+            train_rows=dm.train_rows() if cfg.data.features.normalize == "train" else None,
+            class_weights=dm.class_weights() if cfg.data.class_weights else None,
+            seed=seed,
+        )
+
+
 def checkpoint_info(
     cfg: DictConfig, prepared: PreparedData, dm: SERDataModule, feature_shape
 ) -> dict[str, Any]:
@@ -97,18 +116,7 @@ def train_fold(
     mode = monitor_mode(metric)
     if not get_spec(cfg.model.name).is_torch:
         return _train_svm_fold(cfg, dm, fold_dir, start, on_epoch, write_plots)
-    with _INIT_LOCK:
-        L.seed_everything(fold_seed(cfg, fold_index), workers=True, verbose=False)
-        model, feature_shape = build_classifier(
-            cfg,
-            dm.row_shape,
-            prepared.labels,
-            prepared.kind,
-            prepared.waveform_mode,
-            train_rows=dm.train_rows() if cfg.data.features.normalize == "train" else None,
-            class_weights=dm.class_weights() if cfg.data.class_weights else None,
-            seed=fold_seed(cfg, fold_index),
-        )
+    model, feature_shape = build_fold_model(cfg, prepared, dm)
     history = History()
     best = ModelCheckpoint(
         dirpath=fold_dir, filename=BEST, monitor=metric, mode=mode, save_top_k=1, enable_version_counter=False
