@@ -238,7 +238,8 @@ def test_a_seed_ensemble_trains_as_one_fused_model(tiny_cfg_factory, tmp_path: P
     assert fused[0].history != fused[1].history  # two different models, not one twice
     results = train_seeds_fused(cfg, prepared, seeds, tmp_path / "ensemble", fold=1, write_plots=False)
     assert [Path(r.checkpoint).parent.name for r in results] == ["seed_3", "seed_11"]
-    assert [r.history for r in results] == pytest.approx([r.history for r in fused])
+    for got, want in zip(results, fused):
+        assert [h["val/uar"] for h in got.history] == [h["val/uar"] for h in want.history]
     assert FusedRun  # the class the lead's ensemble code can drive directly
 
 
@@ -318,7 +319,9 @@ def test_cv_trial_fuses_reports_fold_means_and_resumes_where_it_stopped(tiny_cfg
     assert execution["mode"] == "fused"
     assert [r["epoch"] for r in later] == [2, 3]
     for a, b in zip(whole, resumed):
-        assert b.history == pytest.approx(a.history, rel=1e-5, abs=1e-7)
+        assert len(b.history) == len(a.history) == 3
+        for row_a, row_b in zip(a.history, b.history):
+            assert row_b == pytest.approx(row_a, rel=1e-5, abs=1e-7)
         best_a = torch.load(a.checkpoint, weights_only=True)["state_dict"]
         best_b = torch.load(b.checkpoint, weights_only=True)["state_dict"]
         for key in best_a:
