@@ -192,6 +192,9 @@ class Member:
     l2_sum: torch.Tensor | float = 0.0  # the epoch's L2 penalty x batch size, summed on the device
     l2_items: int = 0
     loggers: list[Any] = field(default_factory=list)
+    loaders: dict[str, Any] = field(default_factory=dict)
+    # (loss, predictions, labels, batch size) of the steps since the split's metrics were last updated
+    pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]] = field(default_factory=list)
 
     @property
     def cfg(self) -> DictConfig:
@@ -204,6 +207,28 @@ class Member:
     @property
     def best_path(self) -> Path:
         return self.spec.out_dir / f"{BEST}.ckpt"
+
+    def loader(self, split: str):
+        """The split's loader, made once (as Lightning asks for each loader once per fit)."""
+        if split not in self.loaders:
+            self.loaders[split] = getattr(self.dm, f"{split}_dataloader")()
+        return self.loaders[split]
+
+    def record(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """A batch's loss and predictions, kept on the device: metrics are updated once per pass
+        (`update_metrics`) rather than per step, which would wait for the device K times a step."""
+        self.pending.append((loss.detach(), logits.detach().argmax(dim=-1), y, int(y.shape[0])))
+
+    def update_metrics(self, split: str) -> None:
+        """What `EmotionClassifier._update` does per batch, for the recorded batches at once."""
+        if not self.pending:
+            return
+        losses, preds, labels, sizes = zip(*self.pending)
+        self.pending = []
+        metrics = getattr(self.model, f"{split}_metrics")
+        weights = torch.tensor(sizes, dtype=torch.float32, device=losses[0].device)
+        metrics["loss"].update(torch.stack(losses), weight=weights)
+        metrics["confusion"].update(torch.cat(preds), torch.cat(labels))
 
     def eval_model(self):
         """What validation scores: the weight average when `optim.ema_decay` > 0, as in `train_fold`."""
@@ -346,7 +371,9 @@ class FusedRun:
             scheduler=scheduler,
             ema=ema,
             n_train=n_train,
-            n_val=batch_count(len(dm.val_dataloader()), cfg.trainer.limit_val_batches, "limit_val_batches"),
+        )
+        member.n_val = batch_count(
+            len(member.loader("val")), cfg.trainer.limit_val_batches, "limit_val_batches"
         )
         if spec.resume_from is not None:
             member.restore(torch.load(spec.resume_from, map_location="cpu", weights_only=True))
@@ -360,11 +387,10 @@ class FusedRun:
     # ---------------------------------------------------------------------------------- training
     def fit(self) -> None:
         max_epochs = int(self.members[0].cfg.trainer.max_epochs)
-        loaders = {id(m): m.dm.train_dataloader() for m in self.members}
         epoch = min((m.epoch for m in self.members if not m.stopped), default=max_epochs)
         while epoch < max_epochs and any(not m.stopped for m in self.members):
             active = [m for m in self.members if not m.stopped and m.epoch == epoch]
-            self._train_epoch(active, loaders)
+            self._train_epoch(active)
             self._evaluate(active, "val")
             for member in active:
                 self._end_epoch(member, epoch, max_epochs)
@@ -375,19 +401,21 @@ class FusedRun:
             if member.ema is not None:
                 member.model.load_state_dict(member.saved_state())
 
-    def _train_epoch(self, active: list[Member], loaders: Mapping[int, Any]) -> None:
+    def _train_epoch(self, active: list[Member]) -> None:
         iterators = {}
         for member in active:
             member.model.train()
             member.l2_sum, member.l2_items = 0.0, 0
-            iterators[id(member)] = iter(loaders[id(member)])
+            iterators[id(member)] = iter(member.loader("train"))
         step = 0
         while True:
             batches = [(m, _to(next(iterators[id(m)]), self.device)) for m in active if step < m.n_train]
             if not batches:
-                return
+                break
             self._step(batches)
             step += 1
+        for member in active:
+            member.update_metrics("train")
 
     def _step(self, batches: list[tuple[Member, tuple[torch.Tensor, torch.Tensor]]]) -> None:
         inputs = [m.model.training_inputs(batch) for m, batch in batches]
@@ -410,7 +438,7 @@ class FusedRun:
         total.sum().backward()
         for (member, (_, y)), part in zip(batches, parts):
             model = member.model
-            model._update("train", part["ce"].detach(), part["logits"].detach(), part["y"])
+            member.record(part["ce"], part["logits"], part["y"])
             if "l2_penalty" in part:
                 member.l2_sum = member.l2_sum + part["l2_penalty"].detach() * y.shape[0]
                 member.l2_items += y.shape[0]
@@ -436,21 +464,22 @@ class FusedRun:
         scored = [m.eval_model() if split == "val" else m.model for m in members]
         for model in scored:
             model.eval()
-        loaders = [getattr(m.dm, f"{split}_dataloader")() for m in members]
+        loaders = [m.loader(split) for m in members]
         limits = [m.n_val if split == "val" else len(loader) for m, loader in zip(members, loaders)]
         iterators = [iter(loader) for loader in loaders]
         step = 0
         while True:
             live = [i for i in range(len(members)) if step < limits[i]]
             if not live:
-                return
+                break
             batches = [_to(next(iterators[i]), self.device) for i in live]
             feats = [scored[i].features(x) for i, (x, _) in zip(live, batches)]
             logits = _grouped_forward([scored[i].net for i in live], feats)
             for i, (_, y), out in zip(live, batches, logits):
-                model = members[i].model
-                model._update(split, model.data_loss(out, y), out, y)
+                members[i].record(members[i].model.data_loss(out, y), out, y)
             step += 1
+        for member in members:
+            member.update_metrics(split)
 
     def _end_epoch(self, member: Member, epoch: int, max_epochs: int) -> None:
         """What History, ModelCheckpoint, EarlyStopping, the end of the training epoch, the LR scheduler
