@@ -96,6 +96,33 @@ def test_fused_layers_compute_what_each_network_computes_alone(overrides, shape)
             ref.zero_grad()
 
 
+@pytest.mark.parametrize(
+    ("overrides", "shape"),
+    [
+        (["model.time_pooling=attention", "model.depth=2", "model.batch_norm=false"], (2, 32, 40)),
+        (["model.name=feature_mlp", "model.conv1d=true", "model.depth=2"], (193,)),
+    ],
+)
+def test_grouped_convolution_as_on_a_gpu_matches_separate_convolutions(monkeypatch, overrides, shape) -> None:
+    """On GPUs K convolutions run as one grouped convolution (on CPU per model, which oneDNN runs faster):
+    the grouped form, forced on CPU here, computes the same outputs and gradients."""
+    from ser.models import fused
+
+    monkeypatch.setattr(fused, "GROUPED_CONV_DEVICES", ("cpu",))
+    nets = _nets(overrides, shape)
+    alone = copy.deepcopy(nets)
+    xs = [torch.randn(5, *shape) for _ in nets]
+    out = fused.fused_forward(nets, xs)
+    ref = [net(x) for net, x in zip(alone, xs)]
+    for a, b in zip(out, ref):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    sum(o.square().sum() for o in out).backward()
+    sum(o.square().sum() for o in ref).backward()
+    for net, other in zip(nets, alone):
+        for p, q in zip(net.parameters(), other.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5)
+
+
 def test_networks_without_a_fused_form_are_refused_by_name() -> None:
     from ser.models.fused import NotFusable, check_fusable
 

@@ -42,12 +42,27 @@ class NotFusable(ValueError):
 
 
 # ------------------------------------------------------------------------------------- leaf layers
+# Devices where K convolutions run as one grouped convolution. On CPU, oneDNN's grouped kernels measured
+# 20-25% slower than K dense ones (forward + backward, 1 thread), so there each model's slice of channels
+# is convolved on its own: the same arithmetic as K separate runs, still one network call.
+GROUPED_CONV_DEVICES = ("cuda", "mps")
+
+
 def _conv(mods: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
     """K Conv1d/Conv2d as one grouped convolution over [B, K*C_in, ...]."""
     m = mods[0]
+    conv = F.conv2d if isinstance(m, nn.Conv2d) else F.conv1d
+    if x.device.type not in GROUPED_CONV_DEVICES:
+        parts = x.chunk(len(mods), dim=1)
+        return torch.cat(
+            [
+                conv(p, c.weight, c.bias, c.stride, c.padding, c.dilation, c.groups)
+                for p, c in zip(parts, mods)
+            ],
+            dim=1,
+        )
     weight = torch.cat([c.weight for c in mods])
     bias = None if m.bias is None else torch.cat([c.bias for c in mods])
-    conv = F.conv2d if isinstance(m, nn.Conv2d) else F.conv1d
     return conv(x, weight, bias, m.stride, m.padding, m.dilation, m.groups * len(mods))
 
 

@@ -57,8 +57,8 @@ FUSED_STATE = "ser_fused"  # resume-state entry: written by a fused run, resumed
 FUSABLE = ("emotion_detector", "emotion_detector2", "sentan", "feature_mlp")
 NOT_FUSABLE = {
     "cnn_lstm": (
-        "its LSTM runs 150 sequential time steps, which dominate its cost and do not fuse into one cuDNN "
-        "call for K different weight sets (a block-diagonal LSTM does K times the work)"
+        "its LSTM steps through every frame in sequence and dominates its cost; K LSTMs with different "
+        "weights do not fuse into one cuDNN call (a block-diagonal LSTM would do K times the work)"
     ),
     "svm": "the SVM is a scikit-learn fit, not a torch network",
 }
@@ -102,9 +102,15 @@ class Decision:
     note: str | None = None  # one line saying why a requested or automatic fusion is not used
 
 
-def decide(cfg: DictConfig, n_models: int, resume: Mapping[int, Path] | None = None) -> Decision:
+def decide(
+    cfg: DictConfig,
+    n_models: int,
+    resume: Mapping[int, Path] | None = None,
+    device_type: str | None = None,
+) -> Decision:
     """Fuse these `n_models` models (folds or seeds of `cfg`)? `trainer.fused`: auto (on a GPU), always
-    (wherever the family fuses) or never. A resumed run continues on the path that wrote its states."""
+    (wherever the family fuses) or never. A resumed run continues on the path that wrote its states.
+    `device_type`: where the models will train, when not here (a sweep driver asking for its trials)."""
     mode = str(cfg.trainer.fused)
     if resume:
         written_fused = [is_fused_state(p) for p in resume.values()]
@@ -121,8 +127,8 @@ def decide(cfg: DictConfig, n_models: int, resume: Mapping[int, Path] | None = N
         return Decision(False)
     refusal = fused_refusal(cfg)
     if refusal is not None:
-        return Decision(False, f"not fused: {refusal}; the {n_models} models train one Lightning loop each")
-    if mode == "auto" and resolve_device(cfg).type not in AUTO_DEVICES:
+        return Decision(False, f"not fused: {refusal}; its {n_models} models train one Lightning loop each")
+    if mode == "auto" and (device_type or resolve_device(cfg).type) not in AUTO_DEVICES:
         return Decision(False)
     return Decision(True)
 
