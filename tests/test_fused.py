@@ -67,6 +67,11 @@ def _nets(overrides: list[str], shape: tuple[int, ...], k: int = 3) -> list[torc
         (["model.name=emotion_detector2", "model.dropout=both", "model.activation=gelu"], (1, 32, 40)),
         (["model.name=feature_mlp", "model.dropout=both", "model.classifier_layers=2"], (193,)),
         (["model.name=feature_mlp", "model.conv1d=true", "model.dropout=both", "model.depth=2"], (193,)),
+        (["model.name=cnn_lstm", "model.depth=2", "model.lstm_hidden=8", "model.dropout=both"], (1, 16, 12)),
+        (
+            ["model.name=cnn_lstm", "model.depth=1", "model.lstm_hidden=8", "model.lstm_pooling=last"],
+            (1, 16, 12),
+        ),
     ],
 )
 def test_fused_layers_compute_what_each_network_computes_alone(overrides, shape) -> None:
@@ -126,8 +131,11 @@ def test_grouped_convolution_as_on_a_gpu_matches_separate_convolutions(monkeypat
 def test_networks_without_a_fused_form_are_refused_by_name() -> None:
     from ser.models.fused import NotFusable, check_fusable
 
-    with pytest.raises(NotFusable, match="LSTM"):
-        check_fusable(_nets(["model.name=cnn_lstm", "model.depth=1"], (1, 32, 40), k=2))
+    lstm_dropout = ["model.name=cnn_lstm", "model.depth=1", "model.lstm_layers=2", "model.dropout=conv"]
+    with pytest.raises(NotFusable, match="LSTM layers draws from torch's global generator"):
+        check_fusable(_nets(lstm_dropout, (1, 32, 40), k=2))
+    with pytest.raises(NotFusable, match="LSTM at '0'"):
+        check_fusable([torch.nn.Sequential(torch.nn.LSTM(4, 4)), torch.nn.Sequential(torch.nn.LSTM(4, 4))])
     with pytest.raises(NotFusable, match="differs in architecture"):
         check_fusable(
             [*_nets(["model.depth=2"], (1, 32, 40), k=1), *_nets(["model.depth=3"], (1, 32, 40), k=1)]
@@ -148,9 +156,14 @@ def test_trainer_fused_chooses_the_path_and_says_why_a_family_falls_back(monkeyp
     assert fused.decide(cfg(), 6) == fused.Decision(False)  # auto: not on a CPU (bench/fused.py)
     monkeypatch.setattr(fused, "resolve_device", lambda _cfg: torch.device("cuda", 0))
     assert fused.decide(cfg(), 6) == fused.Decision(True)  # auto: on a GPU
-    for family, why in (("cnn_lstm", "LSTM"), ("svm", "scikit-learn")):
-        decision = fused.decide(cfg(f"model.name={family}", "trainer.fused=always"), 6)
+    stacked = ("model.name=cnn_lstm", "model.lstm_layers=2", "model.dropout=both", "trainer.fused=always")
+    for family, why in (
+        (stacked, "LSTM layers"),
+        (("model.name=svm", "trainer.fused=always"), "scikit-learn"),
+    ):
+        decision = fused.decide(cfg(*family), 6)
         assert not decision.fused and why in decision.note and "\n" not in decision.note
+    assert fused.decide(cfg("model.name=cnn_lstm", "trainer.fused=always"), 6).fused  # its convs fuse
     decision = fused.decide(cfg("trainer.precision=bf16-mixed"), 6)
     assert not decision.fused and "trainer.precision" in decision.note
     # a resumed run goes on along the path that wrote its states
@@ -365,19 +378,23 @@ def test_cv_trial_of_a_family_that_cannot_fuse_trains_in_threads_with_a_note(
         "model.name=cnn_lstm",
         "model.depth=1",
         "model.lstm_hidden=8",
+        "model.lstm_layers=2",
+        "model.dropout=conv",
         "trainer.max_epochs=1",
         "trainer.fused=always",
     )
     prepared = prepare_data(cfg, progress=False)
     results, reports, execution, _ = _lockstep(cfg, prepared, [0, 1], tmp_path)
-    assert execution["mode"] == "threads" and "LSTM" in execution["note"]
+    assert execution["mode"] == "threads" and "LSTM layers" in execution["note"]
     assert [r.fold for r in results] == [0, 1] and len(reports) == 1
 
 
 def test_a_fused_run_refuses_what_it_cannot_fuse_with_the_key(tiny_cfg_factory, tmp_path: Path) -> None:
     from ser.training.fused import MemberSpec, train_fused
 
-    cfg = tiny_cfg_factory("model.name=cnn_lstm", "model.depth=1")
+    cfg = tiny_cfg_factory(
+        "model.name=cnn_lstm", "model.depth=1", "model.lstm_layers=2", "model.dropout=conv"
+    )
     with pytest.raises(ConfigError, match="trainer.fused.*LSTM"):
         train_fused(None, [MemberSpec(cfg, 0, tmp_path)])  # refused before any data is touched
     other = tiny_cfg_factory("model.depth=3")

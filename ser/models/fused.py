@@ -17,7 +17,8 @@ permutation). All K models must see a batch of the same size B: the caller group
 Gradients flow back through the concatenations into each model's own parameters.
 
 Families built only from the layers below fuse (emotion_detector, emotion_detector2, sentan,
-feature_mlp); anything else raises `NotFusable` with the reason (cnn_lstm: its LSTM; a compiled net).
+feature_mlp); cnn_lstm fuses its conv stack and runs the K LSTMs one after another; anything else
+raises `NotFusable` with the reason (e.g. a compiled net, dropout between stacked LSTM layers).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ser.models.components.cnn_lstm import CnnLstm
 from ser.models.components.emotion_detector import ConvStack, EmotionDetector, TimeStatsPooling
 from ser.models.components.emotion_detector2 import EmotionDetector2
 from ser.models.components.feature_mlp import FeatureMLP
@@ -174,6 +176,14 @@ def _feature_mlp(mods: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
     return fused_call(_children(mods, "mlp"), fused_call(_children(mods, "front"), x))
 
 
+def _cnn_lstm(mods: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """The conv stacks fused; each model's LSTM, pooling and head on its own slice of the conv map. K LSTMs
+    with different weights have no fused form: one cuDNN call cannot hold them, and a block-diagonal
+    LSTM would do K times the work."""
+    z = fused_call(_children(mods, "features"), x)
+    return torch.cat([m.classify(part) for m, part in zip(mods, z.chunk(len(mods), dim=1))], dim=1)
+
+
 def _time_stats(mods: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
     """TimeStatsPooling of K models: [B, K*C, H, W] -> [B, K * 2*C*h] (each model's mean, then sd)."""
     m, k = mods[0], len(mods)
@@ -219,7 +229,10 @@ FUSED: dict[type[nn.Module], FusedFn] = {
     EmotionDetector2: _emotion_detector2,
     FeatureMLP: _feature_mlp,
     TimeStatsPooling: _time_stats,
+    CnnLstm: _cnn_lstm,
 }
+# Children a fused form runs per model (their own modules, unfused): not checked for a fused form.
+PER_MODEL = {CnnLstm: ("lstm", "attention", "head")}
 
 
 def fused_call(mods: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
@@ -236,7 +249,7 @@ def check_fusable(nets: Sequence[nn.Module]) -> None:
     if not nets:
         raise NotFusable("no networks to fuse")
     reference = nets[0]
-    missing = [(name, m) for name, m in reference.named_modules() if type(m) not in FUSED]
+    missing = [(name, m) for name, m in _fused_modules(reference) if type(m) not in FUSED]
     if missing:  # name a layer (e.g. the LSTM) rather than the family's container around it
         name, module = next(((n, m) for n, m in missing if not list(m.children())), missing[0])
         where = f" at '{name}'" if name else ""
@@ -252,10 +265,25 @@ def check_fusable(nets: Sequence[nn.Module]) -> None:
     _check_modes(reference)
 
 
+def _fused_modules(net: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
+    """(name, module) of `net` and every module below it that runs fused (not those run per model)."""
+    out = [(prefix, net)]
+    skip = PER_MODEL.get(type(net), ())
+    for name, child in net.named_children():
+        if name not in skip:
+            out += _fused_modules(child, f"{prefix}.{name}" if prefix else name)
+    return out
+
+
 def _check_modes(net: nn.Module) -> None:
     for name, module in net.named_modules():
         if isinstance(module, (nn.Conv1d, nn.Conv2d)) and module.padding_mode != "zeros":
             raise NotFusable(f"'{name}': padding_mode {module.padding_mode!r} (only zeros fuse)")
+        if isinstance(module, nn.LSTM) and module.num_layers > 1 and module.dropout > 0:
+            raise NotFusable(
+                f"'{name}': dropout between LSTM layers draws from torch's global generator, so K models "
+                "in one process cannot each draw what they would alone"
+            )
 
 
 def fused_forward(nets: Sequence[nn.Module], inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:

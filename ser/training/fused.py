@@ -40,6 +40,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn
 from ser.config import ConfigError, monitor_mode
 from ser.data.datamodule import PreparedData, SERDataModule
 from ser.models.classifier import TrainingDiverged, restore_rng_state, rng_state
+from ser.models.components.common import dropout_rates
 from ser.models.fused import NotFusable, check_fusable, fused_forward
 from ser.models.optim import build_optimizer
 from ser.models.pipeline import CKPT_KEY
@@ -54,14 +55,8 @@ from ser.training.trainer import check_accelerator
 log = logging.getLogger(__name__)
 
 FUSED_STATE = "ser_fused"  # resume-state entry: written by a fused run, resumed only by one
-FUSABLE = ("emotion_detector", "emotion_detector2", "sentan", "feature_mlp")
-NOT_FUSABLE = {
-    "cnn_lstm": (
-        "its LSTM steps through every frame in sequence and dominates its cost; K LSTMs with different "
-        "weights do not fuse into one cuDNN call (a block-diagonal LSTM would do K times the work)"
-    ),
-    "svm": "the SVM is a scikit-learn fit, not a torch network",
-}
+FUSABLE = ("emotion_detector", "emotion_detector2", "sentan", "feature_mlp", "cnn_lstm")
+NOT_FUSABLE = {"svm": "the SVM is a scikit-learn fit, not a torch network"}
 # Where `trainer.fused=auto` fuses. On 2 CPU cores bench/fused.py measured fused K=6 no faster than the
 # lockstep threads (see docs/notes/issue-15.md), so auto fuses on accelerators only.
 AUTO_DEVICES = ("cuda", "mps")
@@ -86,6 +81,12 @@ def fused_refusal(cfg: DictConfig) -> str | None:
         return f"model '{family}' does not fuse: {NOT_FUSABLE[family]}"
     if family not in FUSABLE:
         return f"model '{family}' has no fused form"
+    if family == "cnn_lstm" and int(cfg.model.lstm_layers) > 1 and dropout_rates(cfg.model)[0] > 0:
+        return (
+            "dropout between cnn_lstm's stacked LSTM layers draws from torch's global generator, so the "
+            "models of one process cannot each draw what they would alone (model.lstm_layers=1 or "
+            "model.dropout=none|classifier fuses)"
+        )
     if str(cfg.trainer.precision) != "32-true":
         return f"trainer.precision={cfg.trainer.precision} (the fused loop trains in 32-true only)"
     if cfg.trainer.compile:
