@@ -229,7 +229,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     if "threads" in by and "sequential" in by:
         ratios["threads_vs_sequential"] = safe_ratio(by["sequential"]["wall s"], by["threads"]["wall s"])
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "runs": runs, "ratios": ratios}, indent=2))
+        folds = min(args.folds, len(prepared.folds))
+        measured = {"folds": folds, "epochs": args.epochs, "rows": rows, "runs": runs, "ratios": ratios}
+        Path(args.json).write_text(json.dumps(measured, indent=2))
     print(ratios_line(ratios))
     return ratios
 

@@ -224,6 +224,7 @@ def section_fused(ctx: Context) -> dict[str, Any]:
     rows = {r["variant"]: r for r in data["rows"]}
     return {
         "seconds": seconds,
+        "folds": data.get("folds"),
         **{f"{v}_fold_epochs_per_s": rows[v]["fold-epochs/s"] for v in rows},
         **{f"{v}_gpu_peak_mb": rows[v]["GPU peak MB"] for v in rows},
         "max_val_uar_gap": max(r["max |dval UA|"] for r in rows.values()),
@@ -371,12 +372,13 @@ def markdown(report: dict[str, Any]) -> str:
             )
         )
     f = s.get("fused", {})
+    k = f.get("folds") or 6
     if problem(f):
-        rows.append(("fused K=6 vs separate folds", problem(f), ">= 5x"))
+        rows.append((f"fused K={k} vs separate folds", problem(f), ">= 5x"))
     else:
         rows.append(
             (
-                "fused K=6 vs lockstep threads / sequential (fold-epochs/s)",
+                f"fused K={k} vs lockstep threads / sequential (fold-epochs/s)",
                 f"{_fmt(f.get('fused_fold_epochs_per_s'))} vs {_fmt(f.get('threads_fold_epochs_per_s'))} / "
                 f"{_fmt(f.get('sequential_fold_epochs_per_s'))}: **{_fmt(f.get('fused_vs_threads'))}x** / "
                 f"{_fmt(f.get('fused_vs_sequential'))}x (val UA gap {_fmt(f.get('max_val_uar_gap'), 4)})",
@@ -385,6 +387,8 @@ def markdown(report: dict[str, Any]) -> str:
         )
     for n, level in s.get("packing", {}).get("levels", {}).items():
         what = f"{n} trial(s) packed on one GPU (gpu {1 / int(n):g} each)"
+        if report["dry_run"]:
+            what = f"{n} trial(s) at once on the CPU"
         if level.get("error"):
             rows.append((what, level["error"], ""))
             continue
@@ -408,7 +412,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def device_name(dry_run: bool) -> str:
     if dry_run:
-        return "CPU (dry run)"
+        return "CPU"
     try:
         import torch
 
