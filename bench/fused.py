@@ -2,6 +2,8 @@
 
 fused:      the CV trial path with `trainer.fused=always`: the K folds as one fused model
             (ser.training.fused), one grouped forward/backward per step.
+lockstep:   the same loop without fusing the networks (`trainer.fused=auto` on a CPU): each step runs
+            the K folds' networks one after another in one thread.
 threads:    the CV trial path with `trainer.fused=never`: K Lightning loops in K threads meeting at a
             barrier every epoch (what a `cv.folds: K` trial ran before fusion).
 sequential: `ser fit data.fold=all` before fusion: `train_fold` for each fold in turn.
@@ -42,7 +44,7 @@ from _common import (
     select_dataset,
 )
 
-VARIANTS = ("fused", "threads", "sequential")
+VARIANTS = ("fused", "lockstep", "threads", "sequential")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -95,6 +97,7 @@ def run_variant(args: argparse.Namespace, variant: str, out: Path) -> dict[str, 
 
     from ser.sweep.trials import EpochReporter, train_folds_in_lockstep
     from ser.training.fold import train_fold
+    from ser.training.fused import train_folds_fused
 
     torch.set_num_threads(args.threads)
     cfg = config(args, variant, out)
@@ -108,6 +111,14 @@ def run_variant(args: argparse.Namespace, variant: str, out: Path) -> dict[str, 
     execution: dict[str, Any] = {"mode": "sequential"}
     if variant == "sequential":
         results = [train_fold(cfg, prepared, k, out / f"fold_{k}") for k in folds]
+    elif variant == "lockstep":  # what the trial path runs with trainer.fused=auto on a CPU
+        execution["mode"] = "lockstep"
+        reporter = EpochReporter(folds, out / "scratch", report=lambda summary: None)
+        reporter.in_one_thread()
+        hooks = {k: reporter.hook(k) for k in folds}
+        results = train_folds_fused(
+            cfg, prepared, folds, out, on_epoch=hooks, after_epoch=reporter.epoch_end, fuse_network=False
+        )
     else:
         reporter = EpochReporter(folds, out / "scratch", report=lambda summary: None)
         results = train_folds_in_lockstep(cfg, prepared, folds, out, reporter, {}, execution)
@@ -135,10 +146,13 @@ def spawn(variant: str, argv: Sequence[str], out: Path) -> dict[str, Any]:
     script = Path(__file__).resolve()
     cmd = [sys.executable, str(script), *argv, f"--out={out}", "--child", variant, "--result", str(result)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run(cmd, cwd=script.parent, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"variant {variant} failed:\n{done.stderr[-4000:]}")
-    return json.loads(result.read_text())
+    for attempt in (1, 2):
+        done = subprocess.run(cmd, cwd=script.parent, env=env, capture_output=True, text=True)
+        if done.returncode == 0:
+            return {**json.loads(result.read_text()), "attempts": attempt}
+        error = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
+        print(f"  {variant} failed (attempt {attempt}): {error}", flush=True)
+    raise SystemExit(f"variant {variant} failed twice:\n{done.stderr[-4000:]}")
 
 
 def without_options(argv: Sequence[str], names: Sequence[str]) -> list[str]:
@@ -226,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         ratios["fused_vs_threads"] = safe_ratio(by["threads"]["wall s"], by["fused"]["wall s"])
     if "fused" in by and "sequential" in by:
         ratios["fused_vs_sequential"] = safe_ratio(by["sequential"]["wall s"], by["fused"]["wall s"])
+    if "lockstep" in by and "threads" in by:
+        ratios["lockstep_vs_threads"] = safe_ratio(by["threads"]["wall s"], by["lockstep"]["wall s"])
     if "threads" in by and "sequential" in by:
         ratios["threads_vs_sequential"] = safe_ratio(by["sequential"]["wall s"], by["threads"]["wall s"])
     if args.json:

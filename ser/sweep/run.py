@@ -98,11 +98,13 @@ def cv_execution(plan: SweepPlan) -> list[str]:
     lines = []
     for name in names:
         decision = decide(apply_params(plan.base, {"model.name": name}), folds, device_type=device)
-        how = "fused into one model" if decision.fused else "in lockstep threads"
+        how = {
+            "fused": "as one fused model",
+            "lockstep": "in lockstep in one loop, one network after another (fused on a GPU)",
+            "per-model": "in lockstep threads, one Lightning loop each",
+        }[decision.mode]
         if decision.note:
             how += f" ({decision.note})"
-        elif not decision.fused and plan.base.trainer.fused == "auto":
-            how += " (trainer.fused=auto fuses on a GPU; trainer.fused=always fuses here too)"
         lines.append(f"cv: {name} trials train their {folds} folds {how}")
     return lines
 

@@ -197,7 +197,7 @@ def train_folds_in_lockstep(
     from ser.training.fused import decide, train_folds_fused
 
     decision = decide(cfg, len(folds), resume)
-    mode = "fused" if decision.fused else ("threads" if len(folds) > 1 else "single")
+    mode = decision.mode if decision.fused else ("threads" if len(folds) > 1 else "single")
     if execution is not None:
         execution.update(mode=mode, note=decision.note)
     if decision.note:
@@ -206,7 +206,14 @@ def train_folds_in_lockstep(
         reporter.in_one_thread()
         hooks = {index: reporter.hook(index) for index in folds}
         return train_folds_fused(
-            cfg, data, folds, out_dir, on_epoch=hooks, after_epoch=reporter.epoch_end, resume=resume
+            cfg,
+            data,
+            folds,
+            out_dir,
+            on_epoch=hooks,
+            after_epoch=reporter.epoch_end,
+            resume=resume,
+            fuse_network=decision.fuse_network,
         )
     if len(folds) == 1:  # no thread needed
         index = folds[0]

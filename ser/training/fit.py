@@ -118,8 +118,10 @@ def fit_folds(
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
     indices = parse_fold(str(cfg.data.fold), len(prepared.folds))
     decision = decide(cfg, len(indices))
+    if decision.fused and not decision.fuse_network:  # on a CPU one after another is as fast (bench/fused.py)
+        decision = Decision(False)
     if decision.fused and callbacks_for_fold is not None:
-        decision = Decision(False, "not fused: per-fold Lightning callbacks need one loop per fold")
+        decision = Decision(False, note="not fused: per-fold Lightning callbacks need one loop per fold")
     if decision.note:
         console.print(f"[yellow]note:[/] {decision.note}")
     if decision.fused:

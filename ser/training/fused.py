@@ -99,8 +99,18 @@ def fused_refusal(cfg: DictConfig) -> str | None:
 
 @dataclass(frozen=True)
 class Decision:
+    """How K models train: one loop for all of them (this module) or one Lightning loop each; in the one
+    loop, their networks fused into one (a GPU) or run one after another in lockstep (a CPU)."""
+
     fused: bool
-    note: str | None = None  # one line saying why a requested or automatic fusion is not used
+    fuse_network: bool = True
+    note: str | None = None  # one line saying why the one loop is not used where it was asked for
+
+    @property
+    def mode(self) -> str:
+        if not self.fused:
+            return "per-model"
+        return "fused" if self.fuse_network else "lockstep"
 
 
 def decide(
@@ -109,29 +119,34 @@ def decide(
     resume: Mapping[int, Path] | None = None,
     device_type: str | None = None,
 ) -> Decision:
-    """Fuse these `n_models` models (folds or seeds of `cfg`)? `trainer.fused`: auto (on a GPU), always
-    (wherever the family fuses) or never. A resumed run continues on the path that wrote its states.
-    `device_type`: where the models will train, when not here (a sweep driver asking for its trials)."""
+    """How to train these `n_models` models (folds or seeds of `cfg`). `trainer.fused`: auto (networks
+    fused on a GPU; on a CPU, where fusing measured slower, the same one loop runs them one after another),
+    always (fused wherever the family fuses) or never (one Lightning loop per model). A resumed run goes
+    on along the path that wrote its states. `device_type`: where the models will train, when not here
+    (a sweep driver asking for its trials)."""
     mode = str(cfg.trainer.fused)
+    device = device_type or resolve_device(cfg).type
+    fuse_network = mode == "always" or device in AUTO_DEVICES
     if resume:
         written_fused = [is_fused_state(p) for p in resume.values()]
         if any(written_fused) != all(written_fused):
             raise ConfigError("invalid resume states: some were written by a fused run and some were not")
         if all(written_fused):
-            return Decision(
-                True, None if mode != "never" else "resuming the fused run that wrote these states"
-            )
+            note = "resuming the fused run that wrote these states" if mode == "never" else None
+            return Decision(True, fuse_network, note)
         if mode == "always":
-            return Decision(False, "resuming states written by the per-model loop; training goes on there")
+            return Decision(
+                False, note="resuming states written by the per-model loop; training goes on there"
+            )
         return Decision(False)
     if mode == "never" or n_models < 2:
         return Decision(False)
     refusal = fused_refusal(cfg)
     if refusal is not None:
-        return Decision(False, f"not fused: {refusal}; its {n_models} models train one Lightning loop each")
-    if mode == "auto" and (device_type or resolve_device(cfg).type) not in AUTO_DEVICES:
-        return Decision(False)
-    return Decision(True)
+        return Decision(
+            False, note=f"not fused: {refusal}; its {n_models} models train one Lightning loop each"
+        )
+    return Decision(True, fuse_network)
 
 
 def is_fused_state(path: str | Path) -> bool:
@@ -332,10 +347,12 @@ class FusedRun:
         *,
         after_epoch: Callable[[int], None] | None = None,
         write_plots: bool = True,
+        fuse_network: bool = True,
     ) -> None:
         if not specs:
             raise ValueError("a fused run needs at least one member")
         self.prepared = prepared
+        self.fuse_network = fuse_network
         self.after_epoch = after_epoch
         self.write_plots = write_plots
         cfg = specs[0].cfg
@@ -347,10 +364,11 @@ class FusedRun:
         if cfg.trainer.deterministic:
             torch.use_deterministic_algorithms(True)
         self.members = [self._member(spec) for spec in specs]
-        try:
-            check_fusable([m.model.net for m in self.members])
-        except NotFusable as exc:
-            raise ConfigError(f"invalid config key 'trainer.fused': {exc}") from None
+        if fuse_network:
+            try:
+                check_fusable([m.model.net for m in self.members])
+            except NotFusable as exc:
+                raise ConfigError(f"invalid config key 'trainer.fused': {exc}") from None
 
     def _member(self, spec: MemberSpec) -> Member:
         cfg = spec.cfg
@@ -425,24 +443,12 @@ class FusedRun:
             member.update_metrics("train")
 
     def _step(self, batches: list[tuple[Member, tuple[torch.Tensor, torch.Tensor]]]) -> None:
-        inputs = [m.model.training_inputs(batch) for m, batch in batches]
-        nets = [m.model.net for m, _ in batches]
-        logits = _grouped_forward(nets, [x for x, *_ in inputs])
-        losses, parts = [], []
-        for (member, _), (_, y, partner, lam), out in zip(batches, inputs, logits):
-            loss, part = member.model.training_loss(out, y, partner, lam)
-            losses.append(loss)
-            parts.append(part)
-        total = torch.stack(losses)
-        finite = torch.isfinite(total)
-        if not bool(finite.all()):  # one host sync per step for all members
-            bad = int((~finite).nonzero()[0, 0])
-            member = batches[bad][0]
-            raise TrainingDiverged(
-                f"fold {member.spec.fold}: loss became {float(total[bad])} at epoch {member.epoch} step "
-                f"{member.steps}; lower optim.lr or enable grad clipping (optim.grad_clip)"
-            )
-        total.sum().backward()
+        """One optimizer step of every member in `batches`: their networks fused into one forward and
+        backward, or (without `fuse_network`) one member after another, so that only one member's
+        activations are alive at a time."""
+        parts = []
+        for group in [batches] if self.fuse_network else [[b] for b in batches]:
+            parts += self._backward(group)
         for (member, (_, y)), part in zip(batches, parts):
             model = member.model
             member.record(part["ce"], part["logits"], part["y"])
@@ -460,6 +466,28 @@ class FusedRun:
                 member.scheduler["scheduler"].step()
             if member.ema is not None:
                 member.ema.update_parameters(model)
+
+    def _backward(self, batches: list[tuple[Member, tuple[torch.Tensor, torch.Tensor]]]) -> list[dict]:
+        """Forward and backward of the members' summed losses; each member's loss parts."""
+        inputs = [m.model.training_inputs(batch) for m, batch in batches]
+        nets = [m.model.net for m, _ in batches]
+        logits = _grouped_forward(nets, [x for x, *_ in inputs], self.fuse_network)
+        losses, parts = [], []
+        for (member, _), (_, y, partner, lam), out in zip(batches, inputs, logits):
+            loss, part = member.model.training_loss(out, y, partner, lam)
+            losses.append(loss)
+            parts.append(part)
+        total = torch.stack(losses)
+        finite = torch.isfinite(total)
+        if not bool(finite.all()):  # one host sync per step for all members
+            bad = int((~finite).nonzero()[0, 0])
+            member = batches[bad][0]
+            raise TrainingDiverged(
+                f"fold {member.spec.fold}: loss became {float(total[bad])} at epoch {member.epoch} step "
+                f"{member.steps}; lower optim.lr or enable grad clipping (optim.grad_clip)"
+            )
+        total.sum().backward()
+        return parts
 
     # -------------------------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -481,7 +509,7 @@ class FusedRun:
                 break
             batches = [_to(next(iterators[i]), self.device) for i in live]
             feats = [scored[i].features(x) for i, (x, _) in zip(live, batches)]
-            logits = _grouped_forward([scored[i].net for i in live], feats)
+            logits = _grouped_forward([scored[i].net for i in live], feats, self.fuse_network)
             for i, (_, y), out in zip(live, batches, logits):
                 members[i].record(members[i].model.data_loss(out, y), out, y)
             step += 1
@@ -587,9 +615,14 @@ class FusedRun:
         return out
 
 
-def _grouped_forward(nets: Sequence[torch.nn.Module], inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+def _grouped_forward(
+    nets: Sequence[torch.nn.Module], inputs: Sequence[torch.Tensor], fuse: bool = True
+) -> list[torch.Tensor]:
     """Logits of each net on its input: one fused call per group of equal batch shape (a member's last,
-    smaller batch runs in its own group, so batch norm never sees padding)."""
+    smaller batch runs in its own group, so batch norm never sees padding); without `fuse`, one call
+    per net."""
+    if not fuse:
+        return [net(x) for net, x in zip(nets, inputs)]
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, x in enumerate(inputs):
         groups.setdefault(tuple(x.shape), []).append(i)
@@ -621,10 +654,14 @@ def train_fused(
     *,
     after_epoch: Callable[[int], None] | None = None,
     write_plots: bool = True,
+    fuse_network: bool = True,
 ) -> list[FoldResult]:
-    """Train the members as one fused model; each gets the `FoldResult` `train_fold` would give it."""
+    """Train the members as one fused model (or, without `fuse_network`, in lockstep in one loop); each
+    gets the `FoldResult` `train_fold` would give it."""
     start = time.perf_counter()
-    run = FusedRun(prepared, specs, after_epoch=after_epoch, write_plots=write_plots)
+    run = FusedRun(
+        prepared, specs, after_epoch=after_epoch, write_plots=write_plots, fuse_network=fuse_network
+    )
     run.fit()
     return run.results(start)
 
@@ -639,6 +676,7 @@ def train_folds_fused(
     after_epoch: Callable[[int], None] | None = None,
     resume: Mapping[int, Path] | None = None,
     write_plots: bool = True,
+    fuse_network: bool = True,
 ) -> list[FoldResult]:
     """The folds of one CV run as one fused model: fold k trains in out_dir/fold_k exactly as
     `train_fold(cfg, prepared, k, out_dir / f"fold_{k}")` would (seed trainer.seed + k)."""
@@ -652,7 +690,9 @@ def train_folds_fused(
         )
         for k in folds
     ]
-    return train_fused(prepared, specs, after_epoch=after_epoch, write_plots=write_plots)
+    return train_fused(
+        prepared, specs, after_epoch=after_epoch, write_plots=write_plots, fuse_network=fuse_network
+    )
 
 
 def train_seeds_fused(
@@ -663,6 +703,7 @@ def train_seeds_fused(
     fold: int | None = None,
     *,
     write_plots: bool = True,
+    fuse_network: bool = True,
 ) -> list[FoldResult]:
     """A seed ensemble at about the cost of one model: the same split trained with each `trainer.seed` in
     `seeds`, fused. Member j equals `train_fold(cfg with trainer.seed=seeds[j], prepared, fold, ...)`
@@ -680,4 +721,4 @@ def train_seeds_fused(
         member_cfg = cfg.copy()
         member_cfg.trainer.seed = int(seed)
         specs.append(MemberSpec(cfg=member_cfg, fold=fold, out_dir=out_dir / f"seed_{seed}"))
-    return train_fused(prepared, specs, write_plots=write_plots)
+    return train_fused(prepared, specs, write_plots=write_plots, fuse_network=fuse_network)
