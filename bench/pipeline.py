@@ -181,6 +181,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--json", default=None, help="also write the table rows and ratios to this file")
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be >= 2 (the first epoch is cold, the rest are warm)")
@@ -328,6 +329,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         "better); cold_first_epoch_ratio: ser's cold epoch 1 / baseline's epoch 1 (<= 1 means not slower)"
     )
     print(ratios_line(ratios))
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps({"rows": rows, "ratios": ratios}, indent=2))
     return ratios
 
 

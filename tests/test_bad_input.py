@@ -174,4 +174,6 @@ def test_metrics_json_is_one_schema_for_fit_and_evaluate(tiny_run, tmp_path: Pat
 
     fit = json.loads((tiny_run.run_dir / "metrics.json").read_text())
     evaluated = evaluate_checkpoint(tiny_run.folds[0].checkpoint, out_dir=tmp_path / "e")["metrics"]
-    assert set(fit) <= set(evaluated) and fit["schema_version"] == evaluated["schema_version"]
+    trained_only = {"execution"}  # how the folds trained (fused, lockstep, per model): fit and trials only
+    assert set(fit) - trained_only <= set(evaluated) and fit["schema_version"] == evaluated["schema_version"]
+    assert fit["execution"]["mode"] == "sequential"

@@ -161,7 +161,8 @@ class ModelConfig:
     svm_c: float = 1.0
     svm_kernel: str = "rbf"
     svm_class_weight: str = "none"  # none | balanced (weights inversely proportional to counts)
-    ensemble: int = 1  # > 1: that many members (seeds) per fold, trained one by one, probabilities averaged
+    # > 1: that many members (seeds) per fold (fused on a GPU, else one by one), probabilities averaged
+    ensemble: int = 1
     # ssl: a pretrained speech encoder from Hugging Face transformers (pip install "ser[ssl]"); the head
     # reads hidden, classifier_layers, activation, dropout and classifier_dropout like the CNN heads do
     encoder: Optional[str] = None  # hub id (facebook/wav2vec2-base) or a local directory (hf download)
@@ -215,6 +216,11 @@ class TrainerConfig:
     progress_bar: bool = True
     compile: bool = False
     channels_last: bool = False
+    # K models of one architecture (the folds of a CV trial or `ser fit data.fold=all`, a seed ensemble)
+    # as one fused model (ser.training.fused): auto = where it is faster (a GPU), always = wherever the
+    # family fuses, never = one Lightning loop per model; families that cannot fuse fall back with a note
+    # (not on/off: YAML reads those as booleans)
+    fused: str = "auto"
     output_dir: str = "runs"
     run_name: Optional[str] = None
 
@@ -358,6 +364,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "trainer.accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),
     "trainer.precision": ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true"),
     "trainer.monitor": ("val/uar", "val/wa", "val/f1", "val/loss"),
+    "trainer.fused": ("auto", "always", "never"),
     "wandb.mode": ("offline", "online", "disabled"),
 }
 # Sweep-file enumerations (SweepConfig), same rule.

@@ -289,6 +289,8 @@ class SERDataModule(L.LightningDataModule):
         # the training order's generator, and its saved state when resuming (checkpoints carry it)
         self._shuffle: torch.Generator | None = None
         self._shuffle_state: torch.Tensor | None = None
+        # where resident batches live when no Lightning trainer drives this module (ser.training.fused)
+        self.batch_device: torch.device | None = None
 
     # -------------------------------------------------------------------------------- properties
     @property
@@ -329,6 +331,8 @@ class SERDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------------------------ loaders
     def _device(self) -> torch.device:
+        if self.batch_device is not None:
+            return self.batch_device
         trainer = getattr(self, "trainer", None)
         if trainer is not None:
             return trainer.strategy.root_device

@@ -156,17 +156,30 @@ class EmotionClassifier(L.LightningModule):
         With mixup the cross-entropy is lam * CE(y) + (1 - lam) * CE(partner); `y` is the dominant
         label. Trainer-free so that tests can check the arithmetic directly.
         """
+        x, y, partner, lam = self.training_inputs(batch)
+        return self.training_loss(self.net(x), y, partner, lam)
+
+    def training_inputs(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float]:
+        """(network input, labels, mixup partner labels or None without mixup, mixup weight): the
+        augmented batch. Split from the loss so that a fused run (ser.training.fused) can feed K models'
+        inputs through one network call and still draw and score exactly as each model alone."""
         x, y = batch[0], batch[1]
         x = self.features(x, augment=True)
+        if self.mixup is None:
+            return x, y, None, 1.0
+        x, partner, lam = self.mixup(x, y)
+        return x, y, partner, lam
+
+    def training_loss(
+        self, logits: torch.Tensor, y: torch.Tensor, partner: torch.Tensor | None, lam: float
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The training objective from the network's logits on `training_inputs`."""
         smoothing = self.optim_cfg.label_smoothing
-        if self.mixup is not None:
-            x, partner, lam = self.mixup(x, y)
-            logits = self.net(x)
+        if partner is not None:
             ce = lam * self.data_loss(logits, y, smoothing)
             if lam < 1.0:
                 ce = ce + (1.0 - lam) * self.data_loss(logits, partner, smoothing)
         else:
-            logits = self.net(x)
             ce = self.data_loss(logits, y, smoothing)
         parts = {"ce": ce, "logits": logits, "y": y}
         if self.optim_cfg.l2 > 0:

@@ -109,6 +109,33 @@ def prepare_shared(plan: SweepPlan, console) -> dict[str, PreparedData]:
     return shared
 
 
+def cv_execution(plan: SweepPlan) -> list[str]:
+    """How the trials of a CV sweep train their folds, per model family: fused into one model
+    (ser.training.fused) or in lockstep threads, and why a family falls back."""
+    from ser.training.fused import decide
+
+    folds = int(plan.sweep.cv.folds)
+    if folds < 2:
+        return []
+    names = [plan.base.model.name]
+    sampler, args = plan.space.get("model.name", (None, None))
+    if sampler in ("choice", "grid"):
+        names = list(args)
+    device = "cuda" if float(plan.sweep.resources.gpu) > 0 else "cpu"
+    lines = []
+    for name in names:
+        decision = decide(apply_params(plan.base, {"model.name": name}), folds, device_type=device)
+        how = {
+            "fused": "as one fused model",
+            "lockstep": "in lockstep in one loop, one network after another (fused on a GPU)",
+            "per-model": "in lockstep threads, one Lightning loop each",
+        }[decision.mode]
+        if decision.note:
+            how += f" ({decision.note})"
+        lines.append(f"cv: {name} trials train their {folds} folds {how}")
+    return lines
+
+
 def check_resources(plan: SweepPlan) -> None:
     """A trial (or DDP worker) no node can host would wait forever: refuse it now, naming the numbers."""
     import ray
@@ -332,6 +359,8 @@ def run_sweep(
     plan.base.wandb.enabled = False  # trials do not log: the driver writes one live run per trial
     started = datetime.now().isoformat(timespec="seconds")
     shared = prepare_shared(plan, console)
+    for line in cv_execution(plan):
+        console.print(line)
     resources = plan.sweep.resources
     if not ray.is_initialized():
         ray.init(

@@ -2,8 +2,10 @@
 epoch to Tune with a checkpoint to resume from.
 
 Without cross-validation a trial trains one speaker fold. With `cv.folds = K` it trains K folds in
-lockstep, one thread each: after every validation epoch the folds meet at a barrier and the trial reports
-the fold mean (and sd) of each metric, so ASHA stops on the fold mean rather than on one lucky fold.
+lockstep: as one fused model (ser.training.fused: `trainer.fused=auto` on a GPU, `always` wherever the
+family fuses), or one Lightning loop per fold in its own thread. After every validation epoch the trial
+reports the fold mean (and sd) of each metric, so ASHA stops on the fold mean rather than on one lucky
+fold; the trial's metrics.json says which way its folds trained (`execution`) and why fusion was not used.
 
 Each report carries the full training state of every fold (weights, optimizer, weight average, epoch,
 random generators, history), so `--resume` continues an interrupted trial where it stopped and its
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -114,14 +117,15 @@ def restored_checkpoints(scratch: Path) -> dict[int, Path]:
 
 
 class EpochReporter:
-    """Collects one epoch from every fold of the trial (a barrier when there are several) and reports the
-    fold means to Tune with a directory holding every fold's training state."""
+    """Collects one epoch from every fold of the trial and reports the fold means to Tune with a directory
+    holding every fold's training state. Folds in threads meet at a barrier; a fused run calls every
+    fold's hook in its one thread and then `epoch_end`."""
 
     def __init__(self, folds: list[int], scratch: Path, report: Callable[..., None] | None = None) -> None:
         self.folds = folds
         self.scratch = scratch
         self.metrics: dict[int, dict[str, float]] = {}
-        self.barrier = threading.Barrier(len(folds), action=self._report)
+        self.barrier: threading.Barrier | None = threading.Barrier(len(folds), action=self._report)
         self.epoch = 0
         self._report_fn = report
         self.reports: list[dict[str, float]] = []
@@ -137,9 +141,19 @@ class EpochReporter:
                 )
             self.metrics[fold] = metrics
             self.epoch = epoch
-            self.barrier.wait()
+            if self.barrier is not None:
+                self.barrier.wait()
 
         return arrive
+
+    def in_one_thread(self) -> None:
+        """A fused run calls every fold's hook from its one thread, then `epoch_end`: no barrier."""
+        self.barrier = None
+
+    def epoch_end(self, epoch: int) -> None:
+        """A fused run's every fold has arrived (in this thread): report the epoch."""
+        self.epoch = epoch
+        self._report()
 
     def summary(self) -> dict[str, float]:
         out: dict[str, float] = {EPOCH: self.epoch + 1}
@@ -171,7 +185,8 @@ class EpochReporter:
         shutil.rmtree(state, ignore_errors=True)  # Tune has persisted its copy
 
     def abort(self) -> None:
-        self.barrier.abort()
+        if self.barrier is not None:
+            self.barrier.abort()
 
 
 def train_folds_in_lockstep(
@@ -181,9 +196,33 @@ def train_folds_in_lockstep(
     out_dir: Path,
     reporter: EpochReporter,
     resume: dict[int, Path],
+    execution: dict[str, Any] | None = None,
 ) -> list[FoldResult]:
-    """Every fold in its own thread through `train_fold`, meeting at the reporter's barrier each epoch."""
+    """The trial's folds in lockstep, reporting each epoch: fused into one model where `trainer.fused`
+    says so (ser.training.fused.decide), else every fold in its own thread through `train_fold`, meeting
+    at the reporter's barrier. `execution` (if given) receives the path taken and the fallback note."""
     from ser.training.fold import train_fold
+    from ser.training.fused import decide, train_folds_fused
+
+    decision = decide(cfg, len(folds), resume)
+    mode = decision.mode if decision.fused else ("threads" if len(folds) > 1 else "single")
+    if execution is not None:
+        execution.update(mode=mode, note=decision.note)
+    if decision.note:
+        print(f"note: {decision.note}", file=sys.stderr)
+    if decision.fused:
+        reporter.in_one_thread()
+        hooks = {index: reporter.hook(index) for index in folds}
+        return train_folds_fused(
+            cfg,
+            data,
+            folds,
+            out_dir,
+            on_epoch=hooks,
+            after_epoch=reporter.epoch_end,
+            resume=resume,
+            fuse_network=decision.fuse_network,
+        )
 
     def train(index: int) -> FoldResult:
         return train_fold(
@@ -246,13 +285,15 @@ def run_trial(
     with tempfile.TemporaryDirectory(prefix="ser-trial-", dir=out) as scratch:
         resume = restored_checkpoints(Path(scratch))
         reporter = EpochReporter(folds, Path(scratch))
+        execution: dict[str, Any] = {}
         try:
-            results = train_folds_in_lockstep(cfg, data, folds, out, reporter, resume)
+            results = train_folds_in_lockstep(cfg, data, folds, out, reporter, resume, execution)
         except Exception as exc:
-            write_trial_metrics(out, cfg, data, [], start, error=f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            write_trial_metrics(out, cfg, data, [], start, error=error, execution=execution)
             (out / "error_traceback.txt").write_text(traceback.format_exc())
             raise
-    write_trial_metrics(out, cfg, data, results, start)
+    write_trial_metrics(out, cfg, data, results, start, execution=execution)
 
 
 def write_trial_metrics(
@@ -262,9 +303,16 @@ def write_trial_metrics(
     folds: list[FoldResult],
     start: float,
     error: str | None = None,
+    execution: dict[str, Any] | None = None,
 ) -> None:
     """The trial's metrics.json: the `ser fit` schema, with `status` completed or error."""
     metrics = fold_metrics(
-        cfg, data, folds, time.perf_counter() - start, status="error" if error else "completed", error=error
+        cfg,
+        data,
+        folds,
+        time.perf_counter() - start,
+        status="error" if error else "completed",
+        error=error,
+        extra={"execution": dict(execution)} if execution else None,
     )
     write_metrics(out / "metrics.json", metrics)

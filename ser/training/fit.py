@@ -1,4 +1,5 @@
-"""`fit_folds(cfg)`: the `ser fit` run. Every fold named by `data.fold` goes through `train_fold`.
+"""`fit_folds(cfg)`: the `ser fit` run. Every fold named by `data.fold` goes through `train_fold`, or, with
+`data.fold=all` where `trainer.fused` says so, all of them as one fused model (ser.training.fused).
 
 A run directory holds `config.yaml` (runnable again with `ser fit --config`), `metrics.json` (one schema
 with sweep trials and evaluations: per fold and mean/sd), `confusion_matrix.png`, `curves.png`, and per
@@ -23,6 +24,7 @@ from ser.data.folds import parse_fold
 from ser.report.plots import plot_confusion, plot_curves
 from ser.report.tables import summary_table
 from ser.training.fold import train_fold
+from ser.training.fused import Decision, decide, train_folds_fused
 from ser.training.result import FoldResult, run_metrics, total_confusion, write_metrics
 
 
@@ -121,11 +123,25 @@ def fit_folds(
     report_data(prepared, console)
     run_dir = run_dir or make_run_dir(cfg)
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
-    folds = []
-    for index in parse_fold(str(cfg.data.fold), len(prepared.folds)):
-        extra = callbacks_for_fold(index) if callbacks_for_fold else ()
-        folds.append(train_fold(cfg, prepared, index, run_dir / f"fold_{index}", callbacks=extra))
-    metrics = write_run(run_dir, cfg, prepared, folds, time.perf_counter() - start)
+    indices = parse_fold(str(cfg.data.fold), len(prepared.folds))
+    decision = decide(cfg, len(indices))
+    if decision.fused and not decision.fuse_network:  # on a CPU one after another is as fast (bench/fused.py)
+        decision = Decision(False)
+    if decision.fused and callbacks_for_fold is not None:
+        decision = Decision(False, note="not fused: per-fold Lightning callbacks need one loop per fold")
+    if decision.note:
+        console.print(f"[yellow]note:[/] {decision.note}")
+    if decision.fused:
+        folds = train_folds_fused(cfg, prepared, indices, run_dir)
+    else:
+        folds = []
+        for index in indices:
+            extra = callbacks_for_fold(index) if callbacks_for_fold else ()
+            folds.append(train_fold(cfg, prepared, index, run_dir / f"fold_{index}", callbacks=extra))
+    execution = {"mode": "fused" if decision.fused else "sequential", "note": decision.note}
+    metrics = write_run(
+        run_dir, cfg, prepared, folds, time.perf_counter() - start, extra={"execution": execution}
+    )
     console.print(
         summary_table(folds, metrics["summary"], f"{cfg.model.name}: speaker-independent test folds")
     )

@@ -47,6 +47,26 @@ def fold_seed(cfg: DictConfig, fold_index: int) -> int:
     return int(cfg.trainer.seed) + fold_index
 
 
+def build_fold_model(cfg: DictConfig, prepared: PreparedData, dm: SERDataModule):
+    """(EmotionClassifier, feature shape) of fold `dm.fold_index`, its initial weights drawn from torch's
+    global generator seeded with the fold's seed: the same model whichever path trains it (one fold,
+    threads, or fused with other folds by ser.training.fused)."""
+    seed = fold_seed(cfg, dm.fold_index)
+    with _INIT_LOCK:
+        L.seed_everything(seed, workers=True, verbose=False)
+        return build_classifier(
+            cfg,
+            dm.row_shape,
+            prepared.labels,
+            prepared.kind,
+            prepared.waveform_mode,
+            train_rows=dm.train_rows() if cfg.data.features.normalize == "train" else None,
+            class_weights=dm.class_weights() if cfg.data.class_weights else None,
+            seed=seed,
+            encoder=prepared.encoder,
+        )
+
+
 def checkpoint_info(
     cfg: DictConfig, prepared: PreparedData, dm: SERDataModule, feature_shape
 ) -> dict[str, Any]:
@@ -119,19 +139,7 @@ def train_fold(
                 "not sweep trials: their members train one after another"
             )
         return _train_ensemble_fold(cfg, prepared, dm, fold_dir, start, write_plots)
-    with _INIT_LOCK:
-        L.seed_everything(fold_seed(cfg, fold_index), workers=True, verbose=False)
-        model, feature_shape = build_classifier(
-            cfg,
-            dm.row_shape,
-            prepared.labels,
-            prepared.kind,
-            prepared.waveform_mode,
-            train_rows=dm.train_rows() if cfg.data.features.normalize == "train" else None,
-            class_weights=dm.class_weights() if cfg.data.class_weights else None,
-            seed=fold_seed(cfg, fold_index),
-            encoder=prepared.encoder,
-        )
+    model, feature_shape = build_fold_model(cfg, prepared, dm)
     history = History()
     best = ModelCheckpoint(
         dirpath=fold_dir, filename=BEST, monitor=metric, mode=mode, save_top_k=1, enable_version_counter=False
@@ -224,17 +232,27 @@ def _train_ensemble_fold(
     save it as one ordinary checkpoint that every command loads."""
     import torch
 
-    members = [
-        train_fold(
-            member_config(cfg, m),
-            prepared,
-            dm.fold_index,
-            fold_dir / f"member_{m}",
-            fold=dm.fold,
-            write_plots=False,
+    from ser.training.fused import decide, train_seeds_fused
+
+    count = int(cfg.model.ensemble)
+    decision = decide(member_config(cfg, 0), count)
+    if decision.fused and decision.fuse_network:  # a GPU: the members as one fused model, about one's cost
+        seeds = [int(member_config(cfg, m).trainer.seed) for m in range(count)]
+        members = train_seeds_fused(
+            member_config(cfg, 0), prepared, seeds, fold_dir, dm.fold_index, split=dm.fold, write_plots=False
         )
-        for m in range(int(cfg.model.ensemble))
-    ]
+    else:  # a CPU (where fusing measured no faster) or a family without a fused form: one after another
+        members = [
+            train_fold(
+                member_config(cfg, m),
+                prepared,
+                dm.fold_index,
+                fold_dir / f"member_{m}",
+                fold=dm.fold,
+                write_plots=False,
+            )
+            for m in range(count)
+        ]
     model, feature_shape = build_classifier(
         cfg,
         dm.row_shape,

@@ -88,7 +88,11 @@ class CnnLstm(nn.Module):
         self.head = make_head(out_dim, n_classes, cfg.classifier_layers, cfg.hidden, cfg.activation, head_p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.features(x)  # [B, C', F', T]
+        return self.classify(self.features(x))
+
+    def classify(self, z: torch.Tensor) -> torch.Tensor:
+        """Conv map [B, C', F', T] -> logits: the LSTM over frames, time pooling and the head (apart from
+        the conv stack so a fused run can share the convolutions of K models and run their LSTMs)."""
         frames = z.flatten(1, 2).transpose(1, 2)  # [B, T, C' * F']
         out, (h_n, _) = self.lstm(frames)  # out [B, T, dirs * H]; h_n [layers * dirs, B, H]
         if self.pooling == "last":
