@@ -57,6 +57,21 @@ def _nets(overrides: list[str], shape: tuple[int, ...], k: int = 3) -> list[torc
     return nets
 
 
+def _assert_fused_call_matches_separate_calls(fused_forward, nets, alone, batch: int, shape) -> None:
+    """One fused call of `nets` gives the outputs and parameter gradients of `alone` (their copies) called
+    one by one on the same inputs."""
+    xs = [torch.randn(batch, *shape) for _ in nets]
+    fused = fused_forward(nets, xs)
+    separate = [net(x) for net, x in zip(alone, xs)]
+    for a, b in zip(fused, separate):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    sum(o.square().sum() for o in fused).backward()
+    sum(o.square().sum() for o in separate).backward()
+    for net, ref in zip(nets, alone):
+        for p, q in zip(net.parameters(), ref.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("overrides", "shape"),
     [
@@ -85,16 +100,8 @@ def test_fused_layers_compute_what_each_network_computes_alone(overrides, shape)
     for training in (True, False):
         for net in nets + alone:
             net.train(training)
-        xs = [torch.randn(6, *shape) for _ in nets]
-        fused = fused_forward(nets, xs)
-        separate = [net(x) for net, x in zip(alone, xs)]
-        for a, b in zip(fused, separate):
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-        sum(o.square().sum() for o in fused).backward()
-        sum(o.square().sum() for o in separate).backward()
+        _assert_fused_call_matches_separate_calls(fused_forward, nets, alone, 6, shape)
         for net, ref in zip(nets, alone):
-            for p, q in zip(net.parameters(), ref.parameters()):
-                torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5)
             for p, q in zip(net.buffers(), ref.buffers()):
                 torch.testing.assert_close(p, q)
             net.zero_grad()
@@ -116,16 +123,7 @@ def test_grouped_convolution_as_on_a_gpu_matches_separate_convolutions(monkeypat
     monkeypatch.setattr(fused, "GROUPED_CONV_DEVICES", ("cpu",))
     nets = _nets(overrides, shape)
     alone = copy.deepcopy(nets)
-    xs = [torch.randn(5, *shape) for _ in nets]
-    out = fused.fused_forward(nets, xs)
-    ref = [net(x) for net, x in zip(alone, xs)]
-    for a, b in zip(out, ref):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    sum(o.square().sum() for o in out).backward()
-    sum(o.square().sum() for o in ref).backward()
-    for net, other in zip(nets, alone):
-        for p, q in zip(net.parameters(), other.parameters()):
-            torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-5)
+    _assert_fused_call_matches_separate_calls(fused.fused_forward, nets, alone, 5, shape)
 
 
 def test_networks_without_a_fused_form_are_refused_by_name() -> None:
