@@ -306,7 +306,7 @@ def test_fit_all_folds_fused_writes_ordinary_runs_and_checkpoints(tiny_cfg_facto
         assert (
             fold.checkpoint == str(fold_dir / "best.ckpt") and (fold_dir / "logs" / "metrics.csv").is_file()
         )
-        assert (fold_dir / "confusion_matrix.png").is_file()
+        assert (fold_dir / "confusion_matrix.png").is_file() and (fold_dir / "predictions.npz").is_file()
     fold = run.folds[2]
     evaluated = evaluate_checkpoint(fold.checkpoint, out_dir=tmp_path / "eval")["metrics"]["folds"][0]
     assert evaluated["fold"] == 2

@@ -44,17 +44,27 @@ def test_speakers_are_named_by_their_corpus_id() -> None:
         choose_held_out(speakers, {}, ["07"], 0.0, 0)
 
 
-def test_cv_with_held_out_speakers_validates_only(tiny_cfg_factory) -> None:
+@pytest.mark.parametrize("fused", ["never", "always"])
+def test_cv_with_held_out_speakers_validates_only(tiny_cfg_factory, fused: str) -> None:
+    """Per-fold Lightning loops and the fused loop alike: folds without a test split are not tested."""
     from ser.training.fit import fit_folds
 
     result = fit_folds(
-        tiny_cfg_factory(*SIX, "data.holdout.fraction=0.34", "data.fold=all", "trainer.run_name=ho-cv")
+        tiny_cfg_factory(
+            *SIX,
+            "data.holdout.fraction=0.34",
+            "data.fold=all",
+            f"trainer.fused={fused}",
+            f"trainer.run_name=ho-cv-{fused}",
+        )
     )
+    assert result.metrics["execution"]["mode"] == ("fused" if fused == "always" else "sequential")
     held = set(result.metrics["protocol"]["held_out_speakers"])
     assert len(held) == 2
     for fold in result.folds:
         assert fold.test is None and fold.selection.best is not None
         assert not held & (set(fold.speakers["train"]) | set(fold.speakers["val"]))
+        assert not (result.run_dir / f"fold_{fold.fold}" / "predictions.npz").exists()
     assert "test/uar" not in result.metrics["summary"]
 
 

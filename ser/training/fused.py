@@ -46,9 +46,15 @@ from ser.models.optim import build_optimizer
 from ser.models.pipeline import CKPT_KEY
 from ser.models.registry import count_parameters
 from ser.models.schedules import build_scheduler
-from ser.report.plots import plot_confusion
 from ser.training.callbacks import HISTORY_KEY, EpochHook
-from ser.training.fold import BEST, build_fold_model, checkpoint_info, wandb_logger
+from ser.training.fold import (
+    BEST,
+    build_fold_model,
+    checkpoint_info,
+    plot_fold_confusion,
+    wandb_logger,
+    write_test_predictions,
+)
 from ser.training.result import FoldResult, Selection, best_of
 from ser.training.trainer import check_accelerator
 
@@ -571,14 +577,20 @@ class FusedRun:
         member.stopped = member.stop_wait >= patience
 
     # ------------------------------------------------------------------------------------- test
-    def test(self) -> list[dict[str, Any]]:
-        """Score each member's test split once, on its best checkpoint (the weights validation chose)."""
+    def test(self) -> list[dict[str, Any] | None]:
+        """Score each member's test split once, on its best checkpoint (the weights validation chose);
+        None for a member whose fold has no test split (CV folds when speakers are held out)."""
         for member in self.members:
             if member.best_state is not None:
                 member.model.load_state_dict(member.best_state)
-        self._evaluate(self.members, "test")
-        results = []
+        tested = [member for member in self.members if member.dm.has_test]
+        if tested:
+            self._evaluate(tested, "test")
+        results: list[dict[str, Any] | None] = []
         for member in self.members:
+            if not member.dm.has_test:
+                results.append(None)
+                continue
             member.model.test_results = member.model._compute("test")
             results.append(dict(member.model.test_results))
         return results
@@ -589,7 +601,9 @@ class FusedRun:
         for member, test in zip(self.members, tests):
             value, epoch = best_of(member.history, member.metric, monitor_mode(member.metric))
             for logger in member.loggers:
-                logger.log_metrics({f"test/{k}": test[k] for k in ("loss", "wa", "uar", "f1")}, member.steps)
+                if test is not None:
+                    metrics = {f"test/{k}": test[k] for k in ("loss", "wa", "uar", "f1")}
+                    logger.log_metrics(metrics, member.steps)
                 logger.save()
                 if hasattr(logger, "experiment") and not isinstance(logger, CSVLogger):
                     logger.experiment.finish()  # this member's W&B run only
@@ -608,13 +622,11 @@ class FusedRun:
                     warnings=list(member.dm.fold.warnings),
                 )
             )
+            if test is None:
+                continue
+            write_test_predictions(member.model, self.prepared, member.dm, member.spec.out_dir)
             if self.write_plots:
-                plot_confusion(
-                    test["confusion"],
-                    self.prepared.labels,
-                    member.spec.out_dir / "confusion_matrix.png",
-                    f"fold {member.spec.fold} (test)",
-                )
+                plot_fold_confusion(test, member.spec.out_dir, member.spec.fold)
         return out
 
 
