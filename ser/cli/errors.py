@@ -6,33 +6,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from ser.config.errors import UserError
+
+__all__ = ["UserError", "run_reporting_errors", "user_errors"]
+
 USAGE_ERROR = 2
 INTERRUPTED = 130
 
 
-class UserError(Exception):
-    """An error caused by the input, reported without a traceback."""
-
-
 def user_errors() -> tuple[type[BaseException], ...]:
-    """Every exception type that means "fix your input", imported lazily (torch only when installed)."""
-    from ser.config import ConfigError
-    from ser.data.paths import CacheError
-    from ser.data.types import CorpusError
-
-    errors: list[type[BaseException]] = [UserError, ConfigError, CorpusError, CacheError, FileNotFoundError]
-    from ser.data.audio import AudioError
-
-    errors.append(AudioError)
-    try:
-        from ser.inference.checkpoint import CheckpointError
-        from ser.inference.sources import LiveInputError
-        from ser.models.classifier import TrainingDiverged
-    except ImportError:  # pragma: no cover - torch missing: those errors cannot happen either
-        pass
-    else:
-        errors += [CheckpointError, TrainingDiverged, LiveInputError]
-    return tuple(errors)
+    """Every exception type that means "fix your input". They all derive from `UserError`, which lives
+    beside the config and imports nothing, so mapping an error costs no torch/Lightning/Ray import."""
+    return (UserError, FileNotFoundError)
 
 
 def run_reporting_errors(func: Callable[[], int | None], prog: str = "ser") -> int:

@@ -19,7 +19,16 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ser.config.schema import ConfigError, RootConfig
 
-PRESET_DIR = Path(__file__).resolve().parent / "presets"
+
+def _preset_dir() -> Path:
+    """The recipes: top-level `configs/` in a source checkout (where people look for them), mapped into
+    the package as `ser/config/presets` when a wheel is built (setup.py's package_dir): one copy."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "presets"
+    return packaged if packaged.is_dir() else here.parent.parent / "configs"
+
+
+PRESET_DIR = _preset_dir()
 BASE_KEY = "base"  # a config file's list of configs it builds on
 
 

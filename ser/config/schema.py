@@ -1,8 +1,9 @@
 """The config schema: one tree of dataclasses for every `ser` command, and the values each key allows.
 
-YAML presets (ser/config/presets) and sweep files hold only differences from these defaults; `load.py`
-merges them and `validate.py` checks what the types cannot (ranges, enumerations). Nothing here imports
-torch or lightning, so a config loads (and `ser --help` runs) without them.
+YAML presets (top-level configs/, packaged as ser/config/presets) and sweep files hold only differences
+from these defaults; `load.py` merges them and `validate.py` checks what the types cannot (ranges,
+enumerations). Nothing here imports torch or lightning, so a config loads (and `ser --help` runs)
+without them.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from ser.config.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A configuration file or override is invalid; the message names the key."""
 
 

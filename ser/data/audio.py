@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from ser.config.errors import UserError
+
 SILENCE_PEAK = 1e-4  # below this peak a file carries no usable signal
 SAMPLE_RATES = (1000, 384000)  # a header rate outside this range is damage or a crafted file, not speech
 MAX_SECONDS = 3600.0  # decoded length cap (before any resampling): an hour is no utterance
@@ -27,7 +29,7 @@ _DECLARED_VS_ACTUAL = re.compile(r"^\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d
 _STREAMING_SIZES = {0, 0xFFFFFFFF, 0x7FFFFFFF}  # placeholders written by streaming encoders
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """A file cannot be used as audio; `reason` says why in a few words."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

@@ -7,8 +7,10 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from ser.config.errors import UserError
 
-class CacheError(OSError):
+
+class CacheError(UserError, OSError):
     """The cache folder cannot be used (a file, not writable); the message names it and the fix."""
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ser.config.errors import UserError
+
 
 @dataclass(frozen=True)
 class Utterance:
@@ -37,5 +39,5 @@ class CorpusScan:
     warnings: list[str] = field(default_factory=list)
 
 
-class CorpusError(RuntimeError):
+class CorpusError(UserError, RuntimeError):
     """The corpus cannot be used at all (missing root, no usable files)."""

@@ -16,12 +16,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ser.config import ConfigError, RootConfig, merge_into, validate
+from ser.config.errors import UserError
 from ser.models.pipeline import CKPT_KEY
 
 KINDS = ("logmel", "mfcc", "handcrafted", "embeddings", "waveform")  # what a checkpoint's rows are
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """The checkpoint is missing, unreadable, or not a `ser` checkpoint of this model."""
 
 

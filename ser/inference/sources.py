@@ -13,11 +13,13 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ser.config.errors import UserError
+
 BLOCK_SECONDS = 0.1  # chunk size read from files/stdin; a microphone delivers blocks of this length too
 STDIN_FORMATS = {"f32": np.dtype("<f4"), "s16": np.dtype("<i2")}
 
 
-class LiveInputError(RuntimeError):
+class LiveInputError(UserError, RuntimeError):
     """An audio source cannot be opened (no sounddevice, no PortAudio, no input device, bad stdin)."""
 
 

@@ -21,6 +21,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from ser.config import OptimConfig
+from ser.config.errors import UserError
 from ser.models.optim import as_optim_config, build_optimizer, split_decay_params
 from ser.models.schedules import build_scheduler
 from ser.report.metrics import metrics_from_confusion
@@ -55,7 +56,7 @@ def restore_rng_state(state: dict[str, Any], generator: torch.Generator | None) 
         generator.set_state(state["generator"])
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """The training loss became NaN or infinite; going on would only waste the run."""
 
 
