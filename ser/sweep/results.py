@@ -220,6 +220,7 @@ def write_best(plan: SweepPlan, best: dict[str, Any], out_dir: Path) -> None:
                 {f"fold {f.fold}": f.history for f in folds},
                 best_dir / "curves.png",
                 f"best trial {best['trial_id']}",
+                selected={f"fold {f.fold}": f.selection.epoch for f in folds},
             )
 
 
@@ -239,6 +240,8 @@ def summarize_sweep(result_grid, plan: SweepPlan, out_dir: Path, show_test: bool
         plan.sweep.scheduler.name,
         int(plan.sweep.scheduler.max_t),
         out_dir / "asha_rungs.png",
+        colour_key=keys[0] if keys else None,
+        sampler=samplers(plan).get(keys[0]) if keys else None,
     )
     ranked = [r for r in rows if r["best"] is not None]
     best = ranked[0] if ranked else None
