@@ -22,6 +22,7 @@ with warnings.catch_warnings():  # Starlette 1.x warns that its TestClient will 
 from ser.inference.scorer import load_scorer, window_starts  # noqa: E402
 from ser.serve.app import create_app  # noqa: E402
 from ser.serve.sweep import metric_column, read_sweep, resolve_sweep_file  # noqa: E402
+from tests.helpers.sweep_trials import write_fake_trials  # noqa: E402
 
 LEADERBOARD = """\
 trial_id,status,val/uar,val/uar_best,epochs,stopped_early,wall_seconds,error,model.depth,optim.lr
@@ -68,6 +69,7 @@ def make_sweep_dir(root: Path, plots: bool = True) -> Path:
         (root / "best").mkdir(exist_ok=True)
         (root / "best" / "confusion_matrix.png").write_bytes(png_bytes(rgb=(46, 157, 91)))
         (root / "best" / "curves.png").write_bytes(png_bytes(rgb=(224, 96, 43)))
+        write_fake_trials(root)
     return root
 
 
@@ -289,6 +291,28 @@ def test_sweep_page(client) -> None:
     image = client.get("/sweep/files/best/curves.png")
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"
     assert image.content.startswith(b"\x89PNG")
+
+
+def test_sweep_page_links_trials_and_shows_the_best_configs_changes_first(client) -> None:
+    body = client.get("/api/sweep").json()
+    assert body["trials"] == {t: f"/sweep/files/trials/{t}.json" for t in ("t0001", "t0002", "t0003")}
+    trial = client.get(body["trials"]["t0002"]).json()
+    assert [h["epoch"] for h in trial["history"]] == list(range(1, 9)) and trial["best_epoch"] == 8
+    assert "val/uar_sd" not in trial["history"][0] and trial["searched"] == {
+        "model.depth": 6,
+        "optim.lr": 0.0003,
+    }
+    assert {"key": "model.pool", "base": "mean", "value": "attention"} in trial["changes"]
+    html = client.get("/sweep").text
+    assert html.count("data-trial-url=") == 3  # the failed trial without a file is not clickable
+    searched = html[
+        html.index('id="best-searched"') : html.index("</table>", html.index('id="best-searched"'))
+    ]
+    assert "model.depth" in searched and ">6<" in searched and "0.0003" in searched
+    changes = html[html.index('id="best-changes"') : html.index("</table>", html.index('id="best-changes"'))]
+    assert "model.pool" in changes and "attention" in changes and "model.depth" not in changes
+    assert html.index('id="best-searched"') < html.index('id="best-yaml"')  # full YAML after, folded
+    assert '<details id="best-yaml" >' in html
 
 
 def test_sweep_of_a_failed_run_shows_what_exists(scorer, tmp_path) -> None:
