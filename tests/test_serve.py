@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import struct
@@ -146,6 +147,25 @@ def test_predict_wav(client, scorer, tmp_path, scratch) -> None:
     assert all(w["label"] in scorer.labels for w in body["windows"])
     assert body["notes"] == []
     assert list(scratch.iterdir()) == []  # the per-request copy is gone
+    picture = body["spectrogram"]  # the page's log-mel picture: 64 bands x one column per 10 ms
+    assert (picture["n_mels"], picture["frames"]) == (64, 1 + int(seconds * 16000) // 160)
+    assert len(base64.b64decode(picture["data"])) == 64 * picture["frames"]
+
+
+def test_display_spectrogram_puts_a_tone_in_its_band_and_pools_long_clips() -> None:
+    import librosa
+
+    from ser.serve.spectrogram import display_spectrogram
+
+    sr = 16000
+    tone = 0.5 * np.sin(2 * np.pi * 1000.0 * np.arange(sr) / sr).astype(np.float32)
+    picture = display_spectrogram(tone, sr)
+    data = np.frombuffer(base64.b64decode(picture["data"]), dtype=np.uint8).reshape(64, picture["frames"])
+    centres = librosa.mel_frequencies(n_mels=66, fmin=0, fmax=sr / 2)[1:-1]  # band k peaks at centres[k]
+    assert abs(centres[int(data.mean(axis=1).argmax())] - 1000.0) < 120  # row 0 is the lowest band
+    assert data.max() == 255 and picture["seconds_per_frame"] == pytest.approx(0.01)
+    long = display_spectrogram(np.tile(tone, 30), sr, max_frames=500)  # 30 s = 3001 frames -> pooled by 7
+    assert long["frames"] <= 500 and long["seconds_per_frame"] == pytest.approx(0.07)
 
 
 def test_wrong_rate_and_stereo_are_converted_and_said(client, tmp_path) -> None:
