@@ -138,6 +138,7 @@
       const tick = document.createElement("span");
       tick.style.left = `${(100 * t) / duration}%`;
       tick.textContent = `${+t.toFixed(2)} s`;
+      if (t > duration - step / 2) tick.className = "end"; // the last label ends at the right edge
       ticks.push(tick);
     }
     $("time-axis").replaceChildren(...ticks);

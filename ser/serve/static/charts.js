@@ -20,8 +20,8 @@ window.serCharts = (function () {
   }
 
   // series: [{name, colour, dash, points: [[epoch, value], ...], mark: epoch | null}]
-  function lineChart({ series, title, xLabel = "epoch", yLabel = "", yRange = null }) {
-    const W = 560, H = 300, L = 56, R = 14, T = 28, B = 40;
+  function lineChart({ series, title, xLabel = "epoch", yLabel = "", yRange = null, width = 560 }) {
+    const W = width, H = 300, L = 56, R = 14, T = 28, B = 44;
     const longest = Math.max(0, ...series.map((s) => s.name.length));
     const cols = longest > 34 ? 1 : longest > 16 ? 2 : 3;
     const legendRows = Math.ceil(series.length / cols);

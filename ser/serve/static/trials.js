@@ -112,7 +112,7 @@
       mark: metric === t.metric ? t.best_epoch : null,
     }));
     const unit = metric.split("/").pop();
-    $("compare-chart").replaceChildren(lineChart({ series, title: `${metric} per epoch`, yLabel: metric,
+    $("compare-chart").replaceChildren(lineChart({ series, title: `${metric} per epoch`, yLabel: metric, width: 900,
       yRange: ["uar", "wa", "f1"].includes(unit) ? [0, 1] : null }));
     $("compare-count").textContent = `${compared.length} trial${compared.length === 1 ? "" : "s"}` +
       (metric === trials[0].metric ? "; ringed: each trial's selected epoch" : "");
