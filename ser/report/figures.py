@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ser.report.analysis import Projection, Reliability, SpeakerScore  # noqa: E402
 
@@ -95,6 +96,7 @@ def reliability_diagram(rel: Reliability) -> bytes:
     ax_count.bar(centres, rel.count, width=width * 0.95, color="grey")
     ax_count.set_xlabel("confidence (top-class probability)")
     ax_count.set_ylabel("utterances")
+    ax_count.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax_count.set_xlim(0, 1)
     return _png(fig)
 
