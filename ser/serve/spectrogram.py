@@ -9,6 +9,7 @@ quantised to bytes (0 = 80 dB below the clip's peak, 255 = the peak) and base64-
 from __future__ import annotations
 
 import base64
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -21,12 +22,19 @@ HOP_SECONDS = 0.01
 TOP_DB = 80.0
 
 
+@lru_cache(maxsize=4)
+def _frontend(sample_rate: int) -> LogMel:
+    """One LogMel per sample rate (its mel filter bank is built once, not per request)."""
+    hop = max(1, round(HOP_SECONDS * sample_rate))
+    n_fft = 1 << int(np.ceil(np.log2(0.025 * sample_rate)))  # >= 25 ms
+    return LogMel(sample_rate, n_fft=n_fft, hop_length=hop, n_mels=N_MELS, top_db=TOP_DB)
+
+
 def display_spectrogram(wave: np.ndarray, sample_rate: int, max_frames: int = 1200) -> dict[str, Any]:
     """{n_mels, frames, seconds_per_frame, fmax, db: [min, max], data: base64 uint8 [n_mels, frames],
     row 0 the lowest band}."""
-    hop = max(1, round(HOP_SECONDS * sample_rate))
-    n_fft = 1 << int(np.ceil(np.log2(0.025 * sample_rate)))  # >= 25 ms
-    logmel = LogMel(sample_rate, n_fft=n_fft, hop_length=hop, n_mels=N_MELS, top_db=TOP_DB)
+    logmel = _frontend(int(sample_rate))
+    hop = logmel.hop_length
     with torch.no_grad():
         db = logmel(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))).numpy()
     pool = max(1, int(np.ceil(db.shape[1] / max_frames)))
