@@ -333,6 +333,7 @@ def test_sweep_page_links_trials_and_shows_the_best_configs_changes_first(client
     assert "model.pool" in changes and "attention" in changes and "model.depth" not in changes
     assert html.index('id="best-searched"') < html.index('id="best-yaml"')  # full YAML after, folded
     assert '<details id="best-yaml" >' in html
+    assert "trainer.max_epochs" in html[html.index('id="best-fixed"') :]
 
 
 def test_sweep_of_a_failed_run_shows_what_exists(scorer, tmp_path) -> None:

@@ -232,7 +232,8 @@ def _record(plan: SweepPlan, row: dict[str, Any], keys: Sequence[str]) -> dict[s
         cfg = best_config(plan, row["params"])
     except Exception:  # noqa: BLE001 (a failed trial's params may be what failed)
         cfg = None
-    return trial_record(row, keys, plan.sweep.metric, plan.sweep.mode, plan.base, cfg)
+    fixed = OmegaConf.to_container(plan.sweep.fixed, resolve=True) if plan.sweep.fixed else {}
+    return trial_record(row, keys, plan.sweep.metric, plan.sweep.mode, plan.base, cfg, fixed=fixed)
 
 
 def summarize_sweep(result_grid, plan: SweepPlan, out_dir: Path, show_test: bool = False) -> dict[str, Any]:

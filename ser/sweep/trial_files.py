@@ -1,9 +1,10 @@
 """trials/<trial_id>.json: one small file per trial for the sweep page (its curves and config on a click).
 
 Each file holds what a person compares trials by: the searched values, the config keys that differ from
-the sweep's base recipe, the resolved config, and the fold-mean train/val metrics of every reported epoch
-(epochs numbered from 1, Tune's `training_iteration`, so `best_epoch` is the leaderboard's). The web UI
-reads these through its sandboxed file route; nothing here imports Ray or torch.
+the sweep's base recipe (its base files and fixed keys), the fixed keys, the resolved config, and the
+fold-mean train/val metrics of every reported epoch (epochs numbered from 1, Tune's `training_iteration`,
+so `best_epoch` is the leaderboard's). The web UI reads these through its sandboxed file route; nothing
+here imports Ray or torch.
 """
 
 from __future__ import annotations
@@ -88,8 +89,10 @@ def trial_record(
     mode: str,
     base: DictConfig,
     cfg: DictConfig | None,
+    fixed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON a trial's file holds; `cfg` is the trial's full config (None when it cannot be built)."""
+    """The JSON a trial's file holds; `cfg` is the trial's full config (None when it cannot be built),
+    `fixed` the sweep file's fixed keys (already in `base`, so not among the changes)."""
     base_tree = OmegaConf.to_container(base, resolve=True)
     cfg_tree = OmegaConf.to_container(cfg, resolve=True) if cfg is not None else None
     return {
@@ -102,6 +105,7 @@ def trial_record(
         "best_epoch": row.get("best_epoch"),
         "epochs": row.get("epochs"),
         "searched": {k: row.get(k) for k in keys if k in row},
+        "fixed": dict(fixed or {}),
         "changes": config_changes(base_tree, cfg_tree, ignore=("trainer.progress_bar",)) if cfg_tree else [],
         "config": OmegaConf.to_yaml(cfg, resolve=True) if cfg is not None else None,
         "history": epoch_series(row.get("history") or []),

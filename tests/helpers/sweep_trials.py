@@ -45,5 +45,6 @@ def write_fake_trials(root: Path) -> Path:
             "model.depth": depth,
             "optim.lr": lr,
         }
-        records.append(trial_record(row, ["model.depth", "optim.lr"], "val/uar", "max", base, cfg))
+        fixed = {"trainer.max_epochs": 8}
+        records.append(trial_record(row, ["model.depth", "optim.lr"], "val/uar", "max", base, cfg, fixed))
     return write_trial_files(records, root)

@@ -81,8 +81,16 @@
     const searched = t.searched || {};
     rows($("trial-searched"), Object.entries(searched));
     const others = (t.changes || []).filter((c) => !(c.key in searched));
-    rows($("trial-changes"), others.length ? [["key", "base", "this trial"], ...others.map((c) => [c.key, c.base, c.value])]
-      : [["none: only the searched values differ"]]);
+    if (others.length) {
+      rows($("trial-changes"), others.map((c) => [c.key, c.base, c.value]));
+      const head = document.createElement("tr");
+      head.innerHTML = '<th></th><th class="muted">base</th><th class="muted">this trial</th>';
+      $("trial-changes").prepend(head);
+    } else {
+      const none = document.createElement("tr");
+      none.innerHTML = '<td class="muted small">none: only the searched values differ</td>';
+      $("trial-changes").replaceChildren(none);
+    }
     $("trial-config").textContent = t.config || "(no config: the trial's parameters did not build one)";
     view.scrollIntoView({ block: "nearest" });
   }
