@@ -60,6 +60,7 @@ def box(page, selector: str) -> dict[str, float]:
     return page.locator(selector).bounding_box()
 
 
+@pytest.mark.slow
 def test_upload_shows_label_bars_player_spectrogram_and_timeline(
     server, page, tmp_path: Path, wav_writer
 ) -> None:

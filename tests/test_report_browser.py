@@ -20,6 +20,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Pyt
 from ser.report.html import write_report  # noqa: E402
 
 
+@pytest.mark.slow
 def test_report_page_renders_offline_with_every_figure(tiny_run, tmp_path: Path) -> None:
     report = write_report(tiny_run.run_dir, out=tmp_path / "report.html")
     with sync_api.sync_playwright() as pw:
