@@ -1,4 +1,5 @@
-"""A finished (or interrupted) sweep -> leaderboard.csv, best_config.yaml, best checkpoint, plots, table.
+"""A finished (or interrupted) sweep -> leaderboard.csv, best_config.yaml, best checkpoint, plots, table,
+and trials/<id>.json (each trial's curves and config for the sweep page).
 
 Everything is read from what Tune and the trials wrote on disk (the ResultGrid and each trial's
 `metrics.json`, the `ser fit` schema), so the same function summarises a sweep after `--resume` or from
@@ -27,6 +28,7 @@ from ser.report.plots import plot_confusion, plot_curves
 from ser.sweep.plots import plot_metric_vs_keys, plot_parallel_coordinates, plot_rungs
 from ser.sweep.schedulers import asha_milestones
 from ser.sweep.spec import COND_SEP, SweepPlan, apply_params, flat_params, trial_overrides
+from ser.sweep.trial_files import trial_record, write_trial_files
 from ser.training.result import fold_results, read_metrics, total_confusion
 
 LEADERBOARD_COLUMNS = ["rank", "trial_id", "status", "best", "last", "best_epoch", "epochs", "wall_seconds"]
@@ -220,7 +222,18 @@ def write_best(plan: SweepPlan, best: dict[str, Any], out_dir: Path) -> None:
                 {f"fold {f.fold}": f.history for f in folds},
                 best_dir / "curves.png",
                 f"best trial {best['trial_id']}",
+                selected={f"fold {f.fold}": f.selection.epoch for f in folds},
             )
+
+
+def _record(plan: SweepPlan, row: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """trials/<id>.json's content; a trial whose params no longer build a config keeps its curves."""
+    try:
+        cfg = best_config(plan, row["params"])
+    except Exception:  # noqa: BLE001 (a failed trial's params may be what failed)
+        cfg = None
+    fixed = OmegaConf.to_container(plan.sweep.fixed, resolve=True) if plan.sweep.fixed else {}
+    return trial_record(row, keys, plan.sweep.metric, plan.sweep.mode, plan.base, cfg, fixed=fixed)
 
 
 def summarize_sweep(result_grid, plan: SweepPlan, out_dir: Path, show_test: bool = False) -> dict[str, Any]:
@@ -239,7 +252,10 @@ def summarize_sweep(result_grid, plan: SweepPlan, out_dir: Path, show_test: bool
         plan.sweep.scheduler.name,
         int(plan.sweep.scheduler.max_t),
         out_dir / "asha_rungs.png",
+        colour_key=keys[0] if keys else None,
+        sampler=samplers(plan).get(keys[0]) if keys else None,
     )
+    write_trial_files([_record(plan, r, keys) for r in rows], out_dir)
     ranked = [r for r in rows if r["best"] is not None]
     best = ranked[0] if ranked else None
     if best is not None:

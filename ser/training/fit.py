@@ -103,7 +103,12 @@ def write_run(
             f"{cfg.model.name}: test folds {[f.fold for f in folds]}",
         )
     if any(f.history for f in folds):
-        plot_curves({f"fold {f.fold}": f.history for f in folds}, run_dir / "curves.png", cfg.model.name)
+        plot_curves(
+            {f"fold {f.fold}": f.history for f in folds},
+            run_dir / "curves.png",
+            cfg.model.name,
+            selected={f"fold {f.fold}": f.selection.epoch for f in folds},
+        )
     return metrics
 
 
