@@ -10,7 +10,7 @@ trains the default.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,18 +135,34 @@ def read_layers(item: str | Path, relative_to: Path | None = None, _seen: tuple[
     return layers
 
 
-def load_config(files: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> DictConfig:
-    """The schema, then each config (file or preset, after the configs it builds on), then overrides;
-    validated (ranges and enumerations) before it is returned."""
+def load_config(
+    files: Sequence[str | Path | Mapping[str, Any]] = (), overrides: Sequence[str] = ()
+) -> DictConfig:
+    """The schema, then each config (file or preset, after the configs it builds on; or a mapping of
+    differences, nested or with dotted keys, from Python), then overrides; validated (ranges and
+    enumerations) before it is returned."""
     from ser.config.validate import validate
 
     cfg: DictConfig = OmegaConf.structured(RootConfig)
     for item in files:
+        if isinstance(item, Mapping):
+            cfg = merge_into(cfg, _nested(item), "the given mapping")
+            continue
         for path, layer in read_layers(item):
             cfg = merge_into(cfg, layer, str(path))
     cfg = merge_into(cfg, parse_overrides(overrides), "overrides")
     validate(cfg)
     return cfg
+
+
+def _nested(mapping: Mapping[str, Any]) -> DictConfig:
+    """{"model.depth": 2, "data": {...}} -> one nested config (dotted keys split, as in overrides)."""
+    out = OmegaConf.create({})
+    for key, value in mapping.items():
+        if isinstance(value, Mapping):
+            value = _nested(value)
+        OmegaConf.update(out, str(key), value, merge=True)
+    return out
 
 
 def to_yaml(cfg: DictConfig) -> str:

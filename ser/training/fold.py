@@ -24,7 +24,7 @@ from ser.config import ConfigError, monitor_mode
 from ser.data.datamodule import PreparedData, SERDataModule
 from ser.data.folds import Fold
 from ser.models.averaging import weight_averaging
-from ser.models.pipeline import build_classifier
+from ser.models.pipeline import NetSource, build_classifier
 from ser.models.registry import count_parameters, get_spec
 from ser.report.plots import plot_confusion
 from ser.training.callbacks import EpochEnd, EpochHook, History, PipelineInfo
@@ -47,10 +47,11 @@ def fold_seed(cfg: DictConfig, fold_index: int) -> int:
     return int(cfg.trainer.seed) + fold_index
 
 
-def build_fold_model(cfg: DictConfig, prepared: PreparedData, dm: SERDataModule):
+def build_fold_model(cfg: DictConfig, prepared: PreparedData, dm: SERDataModule, net: NetSource | None = None):
     """(EmotionClassifier, feature shape) of fold `dm.fold_index`, its initial weights drawn from torch's
     global generator seeded with the fold's seed: the same model whichever path trains it (one fold,
-    threads, or fused with other folds by ser.training.fused)."""
+    threads, fused with other folds by ser.training.fused, or a user's own Trainer through ser.api).
+    `net`: the caller's network instead of the registry's (ser.models.pipeline.build_classifier)."""
     seed = fold_seed(cfg, dm.fold_index)
     with _INIT_LOCK:
         L.seed_everything(seed, workers=True, verbose=False)
@@ -64,6 +65,7 @@ def build_fold_model(cfg: DictConfig, prepared: PreparedData, dm: SERDataModule)
             class_weights=dm.class_weights() if cfg.data.class_weights else None,
             seed=seed,
             encoder=prepared.encoder,
+            net=net,
         )
 
 
