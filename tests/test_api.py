@@ -51,14 +51,18 @@ def test_readme_has_the_api_snippets() -> None:
 
 
 @pytest.mark.slow
-def test_readme_python_api_block_runs(tiny_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_readme_python_api_block_runs(
+    tiny_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     """README's first block, as written, in a fresh folder: ser.fit, a fold's DataModule, a user's network
     trained by a user's Trainer."""
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(readme_python_blocks()[0], "README.md (Python API)", "exec"), namespace)
     result, model, dm = namespace["result"], namespace["model"], namespace["dm"]
-    assert (result.run_dir / "metrics.json").is_file() and result.run_dir.resolve().parent == tmp_path / "runs"
+    assert (
+        result.run_dir / "metrics.json"
+    ).is_file() and result.run_dir.resolve().parent == tmp_path / "runs"
     assert result.metrics["summary"]["test/uar"]["n"] == 1 and len(result.folds) == 1
     assert type(model.net).__name__ == "TinyNet"
     assert 0.0 <= model.test_results["uar"] <= 1.0
@@ -70,7 +74,9 @@ def test_readme_python_api_block_runs(tiny_env, tmp_path: Path, monkeypatch: pyt
 
 
 @pytest.mark.slow
-def test_own_trainer_saves_a_checkpoint_ser_predict_reads(tiny_cfg_factory, wav_writer, tmp_path: Path) -> None:
+def test_own_trainer_saves_a_checkpoint_ser_predict_reads(
+    tiny_cfg_factory, wav_writer, tmp_path: Path
+) -> None:
     import lightning as L
     import torch
 

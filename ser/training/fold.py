@@ -47,7 +47,9 @@ def fold_seed(cfg: DictConfig, fold_index: int) -> int:
     return int(cfg.trainer.seed) + fold_index
 
 
-def build_fold_model(cfg: DictConfig, prepared: PreparedData, dm: SERDataModule, net: NetSource | None = None):
+def build_fold_model(
+    cfg: DictConfig, prepared: PreparedData, dm: SERDataModule, net: NetSource | None = None
+):
     """(EmotionClassifier, feature shape) of fold `dm.fold_index`, its initial weights drawn from torch's
     global generator seeded with the fold's seed: the same model whichever path trains it (one fold,
     threads, fused with other folds by ser.training.fused, or a user's own Trainer through ser.api).
