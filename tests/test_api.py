@@ -129,3 +129,9 @@ def test_readme_sweep_block_returns_the_leaderboard(
     assert board["val/uar (best)"].is_monotonic_decreasing  # ranked on validation, best first
     assert board.attrs["dir"] == tmp_path / "sweep_results" / "lr"
     assert (board.attrs["dir"] / "best_config.yaml").is_file()
+    # every trial logged its epochs to TensorBoard too (fixed: trainer.tensorboard)
+    from tests.helpers.tensorboard_files import scalars
+
+    boards = sorted(board.attrs["dir"].rglob("fold_0/tensorboard"))
+    assert len(boards) == 2, boards
+    assert all(len(scalars(folder)["val/uar"]) == 2 for folder in boards)

@@ -217,6 +217,7 @@ class TrainerConfig:
     limit_train_batches: float = 1.0
     limit_val_batches: float = 1.0
     progress_bar: bool = True
+    tensorboard: bool = False  # also log every fold's epochs as TensorBoard event files (fold_K/tensorboard/)
     compile: bool = False
     channels_last: bool = False
     # K models of one architecture (the folds of a CV trial or `ser fit data.fold=all`, a seed ensemble)

@@ -17,7 +17,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from ser.config import ConfigError, monitor_mode
@@ -97,8 +97,6 @@ def wandb_logger(cfg: DictConfig, save_dir: Path, name: str, group: str | None =
         return None
     import os
 
-    from lightning.pytorch.loggers import WandbLogger
-
     os.environ.setdefault("WANDB_SILENT", "true")
     return WandbLogger(
         project=cfg.wandb.project,
@@ -110,6 +108,22 @@ def wandb_logger(cfg: DictConfig, save_dir: Path, name: str, group: str | None =
         config=OmegaConf.to_container(cfg, resolve=True),
         reinit="create_new",  # folds of a CV trial run in threads: one live run each
     )
+
+
+def fold_loggers(cfg: DictConfig, fold_dir: Path, name: str, group: str | None = None) -> list[Any]:
+    """Where a fold's epochs are logged: CSV always (fold_K/logs/metrics.csv), TensorBoard event files
+    with `trainer.tensorboard` (fold_K/tensorboard/: `tensorboard --logdir runs/` shows every fold, and
+    `--logdir sweep_results/NAME` every trial), W&B with `wandb.enabled`. The same keys in all three."""
+    loggers: list[Any] = [CSVLogger(str(fold_dir), name="", version="logs")]
+    if cfg.trainer.tensorboard:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        board = TensorBoardLogger(str(fold_dir), name="", version="tensorboard", default_hp_metric=False)
+        loggers.append(board)
+    run = wandb_logger(cfg, fold_dir, name, group)
+    if run is not None:
+        loggers.append(run)
+    return loggers
 
 
 def train_fold(
@@ -160,12 +174,10 @@ def train_fold(
         )
     if on_epoch is not None:
         fold_callbacks.append(EpochEnd(on_epoch))
-    loggers: list[Any] = [CSVLogger(str(fold_dir), name="", version="logs")]
-    run = wandb_logger(
+    loggers = fold_loggers(
         cfg, fold_dir, wandb_name or f"{fold_dir.parent.name}-fold{fold_index}", fold_dir.parent.name
     )
-    if run is not None:
-        loggers.append(run)
+    run = next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
     trainer = make_trainer(
         cfg, fold_dir, [*fold_callbacks, *callbacks], logger=loggers, distributed=distributed
     )
