@@ -1,0 +1,87 @@
+"""What a newcomer reads: `ser fit`'s log when its output is a file, tables at 80 columns or piped,
+install hints, `ser configs`, `ser sweep --help`, and the report and evaluation headers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from ser.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------------------------------ ser fit
+@pytest.mark.slow
+def test_fit_to_a_file_prints_the_folds_then_a_line_per_epoch_and_fold(
+    tiny_overrides, tiny_env, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    overrides = [
+        *[o for o in tiny_overrides if not o.startswith(("data.folds=", "data.synthetic.speakers="))],
+        "data.synthetic.speakers=6",
+        "data.synthetic.per_label=2",
+        "data.folds=3",
+        "data.fold=all",
+        "trainer.progress_bar=true",  # asked for, but the output is not a terminal: lines instead
+        f"trainer.output_dir={tmp_path}",
+    ]
+    assert main(["fit", *overrides]) == 0
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    # before training: each fold's splits with their speakers and sizes (6 speakers x 8 clips)
+    plan = [line for line in lines if re.match(r"fold \d: train", line)]
+    assert len(plan) == 3
+    for line in plan:
+        sizes = [int(n) for n in re.findall(r"(?:train|val|test) (\d+)", line)]
+        assert sizes == [16, 16, 16] and re.search(
+            r"test 16 \(2 speaker\(s\): synthetic:s0\d, synthetic:s0", line
+        )
+    assert err.index("fold 0: train") < err.index("fold 0 epoch 1/2")
+    epochs = [line for line in lines if re.match(r"fold \d epoch \d/2: train/loss [\d.]+ val/loss", line)]
+    assert len(epochs) == 6 and "(best " in epochs[0]
+    assert sum(line.startswith("fold ") and " done: 2 epoch(s)" in line for line in lines) == 3
+    assert "\r" not in err and "it/s" not in err  # no progress bar drawn into the file
+    # the final table lists every test speaker of every fold, in 80 columns
+    table = err[err.index("speaker-independent test folds") :]
+    assert all(len(line) <= 80 for line in table.splitlines())
+    assert "…" not in table
+    for line in plan:  # each fold's test speakers, whole, in its row
+        tested = re.search(r"test 16 \(2 speaker\(s\): (.*)\)", line).group(1)
+        names = [s.split(":")[1] for s in tested.split(", ")]
+        assert re.search(rf"{names[0]}, *(│[^\n]*\n[^\n]*)?{names[1]}", table), (names, table)
+
+
+def test_summary_table_never_cuts_speakers_or_numbers_at_80_columns() -> None:
+    from rich.console import Console
+
+    from ser.report.tables import summary_table
+
+    speakers = [f"ravdess:{a:02d}" for a in range(1, 13)]
+    folds = [
+        SimpleNamespace(
+            fold=i,
+            speakers={"test": speakers},
+            test={"wa": 0.512, "uar": 0.456, "f1": 0.401},
+            selection=SimpleNamespace(metric="val/uar", best=0.523),
+            epochs=30,
+            wall_seconds=12345.0,
+        )
+        for i in range(2)
+    ]
+    summary = {
+        "test/wa": {"mean": 0.512, "sd": 0.011},
+        "test/uar": {"mean": 0.456, "sd": 0.022},
+        "test/f1": {"mean": 0.401, "sd": 0.033},
+        "val/uar_best": {"mean": 0.523, "sd": 0.044},
+    }
+    console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(summary_table(folds, summary, "t"))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80 and "…" not in text
+    cells = re.sub(r"[│┃\s]+", " ", text)
+    for number in ("0.512", "0.456", "0.401", "0.523", "0.011", "0.022", "0.033", "0.044", "12345"):
+        assert number in cells
+    assert all(text.count(f"{a:02d}") >= 2 for a in range(1, 13))
