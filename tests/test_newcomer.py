@@ -85,3 +85,53 @@ def test_summary_table_never_cuts_speakers_or_numbers_at_80_columns() -> None:
     for number in ("0.512", "0.456", "0.401", "0.523", "0.011", "0.022", "0.033", "0.044", "12345"):
         assert number in cells
     assert all(text.count(f"{a:02d}") >= 2 for a in range(1, 13))
+
+
+# -------------------------------------------------------------------------------------- ser predict
+RAVDESS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+
+
+def fake_predictions() -> list[dict]:
+    probs = {label: round(1 / 8, 4) for label in RAVDESS}
+    return [
+        {
+            "path": f"/data/Actor_{a:02d}/03-01-05-01-01-01-{a:02d}.wav",
+            "label": "angry",
+            "probabilities": probs,
+            "windows": [{}],
+            "normalization": "per clip",
+        }
+        for a in (1, 2)
+    ] + [{"path": "/data/broken.wav", "error": "unreadable audio"}]
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_predict_table_is_plain_when_piped_or_at_80_columns(terminal: bool) -> None:
+    import io
+
+    from rich.console import Console
+
+    from ser.inference.predict import print_predictions
+
+    out = io.StringIO()
+    print_predictions(fake_predictions(), Console(file=out, width=80, force_terminal=terminal or None))
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())
+    lines = text.splitlines()
+    assert lines[0].split() == ["file", "label", *RAVDESS, "windows", "normalisation"]
+    assert "…" not in text and "┃" not in text
+    row = lines[1].split()
+    assert row[0] == "03-01-05-01-01-01-01.wav" and row[1] == "angry" and row[2:10] == ["0.12"] * 8
+    assert lines[1].endswith("1  per clip") and "unreadable audio" in lines[3]
+
+
+def test_predict_table_is_boxed_on_a_wide_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    from ser.inference.predict import print_predictions
+
+    out = io.StringIO()
+    print_predictions(fake_predictions(), Console(file=out, width=200, force_terminal=True))
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())
+    assert "┃" in text and "surprised" in text and "…" not in text and "per clip" in text
