@@ -135,3 +135,30 @@ def test_predict_table_is_boxed_on_a_wide_terminal() -> None:
     print_predictions(fake_predictions(), Console(file=out, width=200, force_terminal=True))
     text = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())
     assert "┃" in text and "surprised" in text and "…" not in text and "per clip" in text
+
+
+# ------------------------------------------------------------------------------------ install hints
+def test_install_hints_name_the_command_that_works_from_a_checkout() -> None:
+    from ser.data.encoders.source import INSTALL_HINT
+    from ser.extras import install_hint
+
+    assert install_hint("ui") == 'pip install -e ".[ui]" in the ser checkout'
+    assert INSTALL_HINT.startswith('pip install -e ".[ssl]"')
+    # no hint anywhere still points at the unrelated `ser` on the package index
+    wrong = re.compile(r"pip install ['\"]?ser\[")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((ROOT / "ser").rglob("*.py"))
+        if path.name != "extras.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if wrong.search(line)
+    ]
+    assert not offenders and not wrong.search((ROOT / "README.md").read_text()), offenders
+
+
+def test_serve_without_the_ui_extra_says_how_to_install_it(monkeypatch, capsys) -> None:
+    import ser.cli.serve as serve
+
+    monkeypatch.setattr(serve, "missing_ui_modules", lambda: ["fastapi"])
+    assert main(["serve", "model.ckpt"]) == 2
+    assert 'pip install -e ".[ui]"' in capsys.readouterr().err
