@@ -162,3 +162,19 @@ def test_serve_without_the_ui_extra_says_how_to_install_it(monkeypatch, capsys) 
     monkeypatch.setattr(serve, "missing_ui_modules", lambda: ["fastapi"])
     assert main(["serve", "model.ckpt"]) == 2
     assert 'pip install -e ".[ui]"' in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------- ser configs
+def test_configs_describes_each_preset_by_its_whole_first_sentence(capsys) -> None:
+    from ser.config import list_presets
+    from ser.config.load import first_sentence
+
+    assert first_sentence("A (e.g. x. y) b, e.g. c. Second.") == "A (e.g. x. y) b, e.g. c."
+    assert first_sentence("Uses `a.b. c` and 0.5 lr. Next") == "Uses `a.b. c` and 0.5 lr."
+    presets = dict(list_presets())
+    assert all(text.endswith(".") for text in presets.values()), presets
+    # the sentence went on past its first comment line
+    assert presets["model/svm"].endswith("0.39 val UA, 0.39 +- 0.04 test UA.")
+    assert main(["configs"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "delta and delta-delta channels, and an exponential moving average of the weights" in out

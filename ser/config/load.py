@@ -77,15 +77,47 @@ def read_yaml(path: str | Path) -> DictConfig:
 
 
 # ------------------------------------------------------------------------------------------- presets
+ABBREVIATIONS = ("e.g.", "i.e.", "incl.", "vs.", "cf.", "approx.", "etc.")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a comment (a period, outside brackets and backticks, before a space or the
+    end; not an abbreviation's), so `ser configs` never stops mid-sentence at a line break."""
+    depth, code = 0, False
+    for i, char in enumerate(text):
+        if char == "`":
+            code = not code
+        elif code:
+            continue
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(0, depth - 1)
+        elif char == "." and depth == 0 and (i + 1 == len(text) or text[i + 1] == " "):
+            if not any(text[: i + 1].endswith(a) for a in ABBREVIATIONS):
+                return text[: i + 1]
+    return text.strip()
+
+
+def preset_description(text: str) -> str:
+    """The first sentence of a preset's leading comment block (its `#` lines, joined)."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            if lines:
+                break
+            continue
+        lines.append(line.lstrip("#").strip())
+    return first_sentence(" ".join(part for part in lines if part))
+
+
 def list_presets() -> list[tuple[str, str]]:
-    """(name, first comment line) of every packaged preset, e.g. ("model/sentan", "SentAn, tuned ...")."""
+    """(name, what it is) of every packaged preset, e.g. ("model/sentan", "SentAn, tuned on ..."): the first
+    sentence of its leading comment."""
     presets = []
     for path in sorted(PRESET_DIR.rglob("*.yaml")):
         name = path.relative_to(PRESET_DIR).with_suffix("").as_posix()
-        comment = next(
-            (line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")), ""
-        )
-        presets.append((name, comment))
+        presets.append((name, preset_description(path.read_text())))
     return presets
 
 
