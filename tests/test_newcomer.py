@@ -4,6 +4,8 @@ install hints, `ser configs`, `ser sweep --help`, and the report and evaluation 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -178,3 +180,59 @@ def test_configs_describes_each_preset_by_its_whole_first_sentence(capsys) -> No
     assert main(["configs"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "delta and delta-delta channels, and an exponential moving average of the weights" in out
+
+
+# ------------------------------------------------------------------------------------------ sweeps
+def test_sweep_help_names_the_command_it_was_run_as(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    assert capsys.readouterr().out.startswith("usage: ser sweep ")
+    done = subprocess.run(
+        [sys.executable, "-m", "ser.sweep", "--help"], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert done.stdout.startswith("usage: python -m ser.sweep ")
+
+
+def test_sweep_console_table_shows_whole_key_names_and_says_seconds() -> None:
+    from rich.console import Console
+
+    from ser.sweep.results import top_table
+
+    keys = ["model.depth", "model.kernel_size", "model.dropout", "optim.lr"]
+    rows = [
+        {
+            "trial_id": f"train_abc_{i:05d}",
+            "status": "completed",
+            "best": 0.5,
+            "epochs": 8,
+            "wall_seconds": 123.0,
+            "stopped_early": False,
+            **dict(zip(keys, (3, 5, "classifier", 0.00123))),
+        }
+        for i in range(3)
+    ]
+    console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(top_table(rows, keys, "val/uar"))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    header = text.split("┡")[0]
+    assert "kernel_" in header and "size" in header and "kernel_siz\n" not in header
+    assert "seconds" in header and "epochs" in header and "classifier" in text
+
+
+def test_sweep_bar_does_not_count_finished_trials_as_running() -> None:
+    from rich.console import Console
+
+    from ser.sweep.run import SweepProgress
+
+    bar = SweepProgress(2, "val/uar", "max", 2, Console(file=open("/dev/null", "w")))  # noqa: SIM115
+    # Tune calls on_trial_complete / on_trial_error while the trial's status still says RUNNING
+    a, b = SimpleNamespace(trial_id="a", status="RUNNING"), SimpleNamespace(trial_id="b", status="RUNNING")
+    bar.record(a, {"val/uar": 0.5, "epoch": 2})
+    bar.finished(a)
+    bar.update([a, b])
+    assert "running 1 " in bar.progress.tasks[0].description
+    bar.event(b, "failed", error=True)
+    bar.update([a, b])
+    task = bar.progress.tasks[0]
+    assert task.completed == 2 and "running 0 " in task.description and "errors 1" in task.description
