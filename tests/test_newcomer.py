@@ -236,3 +236,38 @@ def test_sweep_bar_does_not_count_finished_trials_as_running() -> None:
     bar.update([a, b])
     task = bar.progress.tasks[0]
     assert task.completed == 2 and "running 0 " in task.description and "errors 1" in task.description
+
+
+# -------------------------------------------------------------------------------- report, evaluate
+def test_report_header_says_which_folds_and_whether_speaker_independent() -> None:
+    from ser.report.html import _fold_count, _yes_no
+
+    assert _fold_count([0], 6) == "fold 0 of 6"
+    assert _fold_count([1, 3], 6) == "folds 1, 3 of 6"
+    assert _fold_count(list(range(6)), 6) == "all 6 folds"
+    assert _yes_no(True).startswith("yes") and _yes_no(False).startswith("no")
+
+
+@pytest.mark.slow
+def test_an_evaluation_says_how_many_epochs_the_model_trained(tiny_run, tmp_path: Path) -> None:
+    import shutil
+
+    from ser.report.html import write_report
+    from ser.training.evaluate import evaluate_checkpoint
+
+    fold = tiny_run.folds[0]
+    assert fold.epochs == 2
+    evaluated = evaluate_checkpoint(fold.checkpoint, out_dir=tmp_path / "eval")["metrics"]["folds"][0]
+    assert evaluated["epochs"] == 2  # from the run's metrics.json beside the checkpoint
+    page = write_report(tmp_path / "eval").read_text()
+    header = page.split("<h2>", 1)[0]
+    assert "fold 0 of 4" in header and "yes: no speaker" in header
+    assert "[0]" not in header and ">True<" not in header
+    folds_table = page.split("<h2>Test folds</h2>", 1)[1].split("</table>", 1)[0]
+    assert re.search(r"<td[^>]*>2</td>\s*</tr>", folds_table), folds_table
+    # a copied checkpoint, without its run: the epochs it had trained when it was saved
+    alone = tmp_path / "copy" / "model.ckpt"
+    alone.parent.mkdir()
+    shutil.copy(fold.checkpoint, alone)
+    copied = evaluate_checkpoint(alone, out_dir=tmp_path / "eval2")["metrics"]["folds"][0]
+    assert copied["epochs"] == (fold.selection.epoch or 0) + 1
