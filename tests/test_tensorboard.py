@@ -46,3 +46,16 @@ def test_event_reader_refuses_a_truncated_file(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-3])
     with pytest.raises(ValueError, match="truncated"):
         read_events(path)
+
+
+@pytest.mark.slow
+def test_fused_folds_log_to_tensorboard_each_in_its_own_folder(tiny_cfg_factory, tmp_path: Path) -> None:
+    from ser.data.datamodule import prepare_data
+    from ser.training.fused import train_folds_fused
+
+    cfg = tiny_cfg_factory("trainer.tensorboard=true")
+    results = train_folds_fused(cfg, prepare_data(cfg, progress=False), [0, 1], tmp_path, write_plots=False)
+    for result in results:
+        logged = scalars(tmp_path / f"fold_{result.fold}" / "tensorboard")
+        assert [round(v, 6) for _, v in logged["val/uar"]] == [round(h["val/uar"], 6) for h in result.history]
+        assert logged["test/uar"][0][1] == pytest.approx(result.test["uar"])
