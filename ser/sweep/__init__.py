@@ -3,7 +3,7 @@
 `ser.sweep` is this package and the API call `ser.sweep(path_or_spec, **overrides)` at once: Python binds
 a subpackage as an attribute of its parent when it is imported, so a function of that name in `ser` would
 be replaced by the package whenever anything imported `ser.sweep.*`. The package is made callable
-instead, and calling it runs `ser.api.sweep`.
+instead, and calling it runs `ser.sweep.frame.sweep_frame` (= `ser.api.sweep`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 class _CallableModule(types.ModuleType):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from ser.api import sweep
+        from ser.sweep.frame import sweep_frame
 
-        return sweep(*args, **kwargs)
+        return sweep_frame(*args, **kwargs)
 
 
 sys.modules[__name__].__class__ = _CallableModule
