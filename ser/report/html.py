@@ -103,12 +103,30 @@ def _confusion_png(confusion: list[list[int]], labels: list[str], title: str) ->
 
 
 # ------------------------------------------------------------------------------------------ sections
+def _fold_count(evaluated: Any, total: Any) -> str:
+    """[0], 6 -> "fold 0 of 6"; [0, 1, 2], 6 -> "folds 0, 1, 2 of 6"; every fold -> "all 6 folds"."""
+    if not isinstance(evaluated, list):
+        return "?" if total is None else f"? of {total}"
+    if isinstance(total, int) and sorted(evaluated) == list(range(total)) and total > 1:
+        return f"all {total} folds"
+    names = ", ".join(str(i) for i in evaluated)
+    return f"{'fold' if len(evaluated) == 1 else 'folds'} {names} of {total}"
+
+
+def _yes_no(independent: Any) -> str:
+    if independent is True:
+        return "yes: no speaker is in two of train, validation and test"
+    if independent is False:
+        return "no: a fold shares speakers between splits (its warnings say where)"
+    return "unknown"
+
+
 def _header(run_dir: Path, kind: str, metrics: dict[str, Any], cfg: dict[str, Any]) -> str:
     data = cfg.get("data", {})
     corpus = " + ".join(c.get("name", "?") for c in data.get("corpora") or []) or data.get("corpus", "?")
     protocol = metrics.get("protocol", {})
     evaluation = metrics.get("evaluation") or {}
-    folds = f"{protocol.get('evaluated_folds')} of {protocol.get('folds')}"
+    folds = _fold_count(protocol.get("evaluated_folds"), protocol.get("folds"))
     facts = [
         ("model", metrics.get("model")),
         ("feature", metrics.get("feature")),
@@ -116,7 +134,7 @@ def _header(run_dir: Path, kind: str, metrics: dict[str, Any], cfg: dict[str, An
         ("classes", ", ".join(metrics.get("labels", []))),
         ("test folds", "the whole corpus" if evaluation.get("whole_corpus") else folds),
         ("utterances / speakers", f"{protocol.get('utterances')} / {protocol.get('speakers')}"),
-        ("speaker-independent", protocol.get("speaker_independent")),
+        ("speaker-independent", _yes_no(protocol.get("speaker_independent"))),
     ]
     note = ""
     if kind == "sweep":

@@ -268,7 +268,9 @@ def top_table(rows: Sequence[dict[str, Any]], keys: Sequence[str], metric: str, 
     from rich.table import Table
 
     table = Table(title=f"top trials by best {metric} (validation)", pad_edge=False, collapse_padding=True)
-    headers = ["#", "trial", "status", "best", "ep", *[k.split(".")[-1][:10] for k in keys], "s"]
+    # whole key names (`kernel_size`, never `kernel_siz`): a long one wraps after an underscore
+    names = [k.split(".")[-1] for k in keys]
+    headers = ["#", "trial", "status", "best", "epochs", *[_wrap_name(k) for k in names], "seconds"]
     for column in headers:
         table.add_column(
             column, justify="left" if column in ("trial", "status") else "right", overflow="fold"
@@ -287,6 +289,22 @@ def top_table(rows: Sequence[dict[str, Any]], keys: Sequence[str], metric: str, 
             style=style,
         )
     return table
+
+
+def _wrap_name(name: str, width: int = 8) -> str:
+    """`kernel_size` -> "kernel_\\nsize": a header line break after an underscore, so a long key name
+    takes two short lines instead of being cut."""
+    if len(name) <= width or "_" not in name:
+        return name
+    lines, line = [], ""
+    for part in name.split("_"):
+        piece = part if not line else f"_{part}"
+        if line and len(line) + len(piece) > width:
+            lines.append(line + "_")
+            line = part
+        else:
+            line += piece
+    return "\n".join([*lines, line])
 
 
 def _short(value: Any) -> str:
