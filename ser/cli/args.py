@@ -15,7 +15,16 @@ OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")
 
 
 def is_override(item: str) -> bool:
-    return bool(OVERRIDE.match(item)) and not Path(item).exists()
+    return bool(OVERRIDE.match(item)) and not _exists(item)
+
+
+def _exists(item: str) -> bool:
+    """Whether `item` names an existing file; a name the OS cannot even look up (longer than 255 bytes,
+    an embedded NUL) names none, instead of crashing every command with OSError."""
+    try:
+        return Path(item).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def split_overrides(items: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -8,6 +8,7 @@ fold the best checkpoint and CSV logs.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
-from ser.config import to_yaml
+from ser.config import ConfigError, to_yaml
+from ser.config.errors import writing_to
 from ser.data.datamodule import PreparedData, prepare_data
 from ser.data.folds import parse_fold
 from ser.report.plots import plot_confusion, plot_curves
@@ -35,14 +37,30 @@ class RunResult:
     metrics: dict[str, Any]
 
 
+def check_output_dir(cfg: DictConfig) -> Path:
+    """trainer.output_dir is (or can become) a writable folder: checked before any data is read, so a
+    file in its place fails in a second with one line, not with a traceback after the features."""
+    out = Path(cfg.trainer.output_dir).expanduser()
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        what = "is a file" if blocker == out else f"is inside {blocker}, which is a file"
+        raise ConfigError(f"invalid config key 'trainer.output_dir': {out} {what}; give a folder")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"invalid config key 'trainer.output_dir': {existing} is not writable")
+    return out
+
+
 def make_run_dir(cfg: DictConfig) -> Path:
+    out = check_output_dir(cfg)
     name = cfg.trainer.run_name or f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.model.name}"
-    run_dir = Path(cfg.trainer.output_dir) / name
+    run_dir = out / name
     suffix = 1
     while run_dir.exists():
-        run_dir = Path(cfg.trainer.output_dir) / f"{name}-{suffix}"
+        run_dir = out / f"{name}-{suffix}"
         suffix += 1
-    run_dir.mkdir(parents=True)
+    with writing_to(out, "trainer.output_dir"):
+        run_dir.mkdir(parents=True)
     return run_dir
 
 
@@ -119,9 +137,23 @@ def fit_folds(
 
     console = console or Console(stderr=True)
     start = time.perf_counter()
+    if run_dir is None:
+        check_output_dir(cfg)
     prepared = prepared or prepare_data(cfg, progress=cfg.trainer.progress_bar)
     report_data(prepared, console)
     run_dir = run_dir or make_run_dir(cfg)
+    with writing_to(run_dir, "trainer.output_dir"):
+        return _fit_into(cfg, prepared, callbacks_for_fold, run_dir, console, start)
+
+
+def _fit_into(
+    cfg: DictConfig,
+    prepared: PreparedData,
+    callbacks_for_fold: Callable[[int], Sequence[Callback]] | None,
+    run_dir: Path,
+    console: Any,
+    start: float,
+) -> RunResult:
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
     indices = parse_fold(str(cfg.data.fold), len(prepared.folds))
     decision = decide(cfg, len(indices))

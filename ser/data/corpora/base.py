@@ -36,7 +36,12 @@ def require_root(corpus: str, root: Optional[str], expected: str) -> Path:
     if not root:
         raise CorpusError(f"{corpus}: no root folder given (set data.root); expected {expected}")
     path = Path(os.path.abspath(os.path.expanduser(str(root))))
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except (OSError, ValueError) as exc:  # a name too long to look up, an embedded NUL
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise CorpusError(f"{corpus}: root {str(path)[:80]}... cannot be read ({why})") from None
+    if not exists:
         raise CorpusError(f"{corpus}: root {path} does not exist; expected {expected}")
     if not path.is_dir():
         raise CorpusError(f"{corpus}: root {path} is not a directory; expected {expected}")
