@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_bad_input import one_clear_line, run
 
@@ -103,3 +104,110 @@ def test_output_dir_that_is_a_file(tiny_env, tmp_path: Path, capsys) -> None:
     blocker.write_text("not a folder")
     refused(["fit", f"trainer.output_dir={blocker}"], capsys, "trainer.output_dir", str(blocker), "file")
     refused(["fit", f"trainer.output_dir={blocker}/sub"], capsys, "trainer.output_dir", "is a file")
+
+
+# ----------------------------------------------------------------------------- predict, live, serve
+@pytest.fixture
+def clip(tmp_path: Path, wav_writer) -> Path:
+    return wav_writer(tmp_path / "clip.wav", seconds=1.0)
+
+
+def damaged_checkpoint(tiny_run, tmp_path: Path, change) -> Path:
+    import torch
+
+    raw = torch.load(tiny_run.folds[0].checkpoint, weights_only=True)
+    change(raw)
+    path = tmp_path / "damaged.ckpt"
+    torch.save(raw, path)
+    return path
+
+
+def first_weight(raw: dict) -> str:
+    return next(k for k, v in raw["state_dict"].items() if k.endswith("weight") and v.dim() > 1)
+
+
+def test_serve_port_out_of_range(tiny_run, capsys) -> None:
+    refused(["serve", str(tiny_run.folds[0].checkpoint), "--port", "99999"], capsys, "port", "65535")
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--window", "inf"), ("--window", "nan"), ("--hop", "inf")])
+def test_predict_window_and_hop_must_be_finite(tiny_run, clip, capsys, flag, value) -> None:
+    refused(["predict", str(tiny_run.folds[0].checkpoint), str(clip), flag, value], capsys, flag, "finite")
+
+
+def test_predict_bounds_the_number_of_windows(tiny_run, tmp_path: Path, wav_writer, capsys) -> None:
+    long = wav_writer(tmp_path / "long.wav", seconds=30.0)  # --hop 0.0001: 300,000 windows used to hang
+    err = refused(["predict", str(tiny_run.folds[0].checkpoint), str(long), "--hop", "0.0001"], capsys)
+    one_clear_line(err, "windows", "--hop", "30.0 s")
+
+
+def test_predict_refuses_nan_weights(tiny_run, tmp_path: Path, clip, capsys) -> None:
+    def poison(raw):
+        raw["state_dict"][first_weight(raw)][0].fill_(float("nan"))
+
+    bad = damaged_checkpoint(tiny_run, tmp_path, poison)
+    refused(["predict", str(bad), str(clip)], capsys, "damaged.ckpt", "NaN or inf")
+
+
+def test_predict_refuses_non_finite_probabilities(tiny_run, tmp_path: Path, clip, capsys) -> None:
+    def overflow(raw):  # finite weights whose products overflow float32: inf logits, NaN probabilities
+        for key, value in raw["state_dict"].items():
+            if key.endswith("weight") and value.is_floating_point():
+                value.fill_(3e38)
+
+    bad = damaged_checkpoint(tiny_run, tmp_path, overflow)
+    refused(["predict", str(bad), str(clip)], capsys, "damaged.ckpt", "non-finite probabilities")
+
+
+def test_a_checkpoint_naming_a_label_twice(tiny_run, tmp_path: Path, clip, capsys) -> None:
+    def twice(raw):
+        labels = raw["ser"]["labels"]
+        labels[1] = labels[0]
+
+    bad = damaged_checkpoint(tiny_run, tmp_path, twice)
+    refused(["predict", str(bad), str(clip)], capsys, "damaged.ckpt", "more than once")
+
+
+def test_live_rate_zero_is_refused(tiny_run, capsys) -> None:
+    refused(["live", str(tiny_run.folds[0].checkpoint), "--stdin", "--rate", "0"], capsys, "--rate", "1000")
+
+
+def test_live_stdin_of_random_float_bytes(tiny_run, monkeypatch, capsys) -> None:
+    import io
+
+    noise = np.random.default_rng(0).integers(0, 256, 64000, dtype=np.uint8).tobytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(noise)))
+    code, err = run(["live", str(tiny_run.folds[0].checkpoint), "--stdin", "--json"], capsys)
+    assert code == 2, err
+    one_clear_line(err, "stdin holds", "float32")
+    assert "NaN" not in capsys.readouterr().out
+
+
+def test_live_refuses_non_finite_output(tiny_run, tmp_path: Path, wav_writer, capsys) -> None:
+    def overflow(raw):
+        for key, value in raw["state_dict"].items():
+            if key.endswith("weight") and value.is_floating_point():
+                value.fill_(3e38)
+
+    bad = damaged_checkpoint(tiny_run, tmp_path, overflow)
+    clip = wav_writer(tmp_path / "c.wav", seconds=2.0)
+    code, err = run(["live", str(bad), "--file", str(clip), "--json"], capsys)
+    assert code == 2
+    one_clear_line(err, "non-finite probabilities")
+
+
+# ----------------------------------------------------------------------------------------- report
+def test_report_of_a_damaged_predictions_file(tiny_run, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run.run_dir, copy)
+    target = next(copy.glob("*/predictions.npz"))
+    target.write_bytes(target.read_bytes()[:100])  # truncated
+    refused(["report", str(copy)], capsys, str(target), "damaged")
+    from ser.report.predictions import read_predictions, write_predictions
+
+    good = read_predictions(next(tiny_run.run_dir.glob("*/predictions.npz")))
+    good.y[0] = 99  # a class index the labels do not have
+    write_predictions(target, good)
+    refused(["report", str(copy)], capsys, str(target), "class indices")

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from ser.cli.args import split_overrides
+from ser.cli.args import positive_float, split_overrides
 from ser.cli.errors import run_reporting_errors
 
 CONFIG_HELP = "a YAML file of differences or a packaged preset by name (`ser configs` lists them); repeatable"
@@ -134,16 +134,6 @@ def cmd_sweep(argv: Sequence[str]) -> int:
 
 
 # -------------------------------------------------------------------------------------------- parser
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be > 0")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     from ser.config import CHOICES
 

@@ -240,7 +240,8 @@ def create_app(
             raise ApiError(404, "no sweep directory")
         target = resolve_sweep_file(state.sweep_dir, relative)
         if target is None:
-            raise ApiError(404, f"{relative}: no such file in the sweep directory")
+            shown = relative if len(relative) <= 200 else f"{relative[:200]}..."
+            raise ApiError(404, f"{shown}: no such file in the sweep directory")
         return FileResponse(target)
 
     app.add_middleware(UploadLimit, max_bytes=state.max_upload_bytes)
