@@ -3,6 +3,7 @@ line naming the file or key with exit code 2, or a reported skip; never a traceb
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_bad_input import one_clear_line, run
+
+from ser.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -211,3 +214,199 @@ def test_report_of_a_damaged_predictions_file(tiny_run, tmp_path: Path, capsys) 
     good.y[0] = 99  # a class index the labels do not have
     write_predictions(target, good)
     refused(["report", str(copy)], capsys, str(target), "class indices")
+
+
+def test_sweep_file_with_a_very_long_path_is_404(tiny_run, tmp_path: Path) -> None:
+    pytest.importorskip("fastapi", reason="the web UI needs the `ui` extra (fastapi)")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    from ser.inference.scorer import load_scorer
+    from ser.serve.app import create_app
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "leaderboard.csv").write_text("trial_id,status\n")
+    app = create_app(load_scorer(tiny_run.folds[0].checkpoint), sweep_dir=sweep)
+    client = TestClient(app, base_url="http://127.0.0.1")  # re-raises any server error: none may happen
+    response = client.get("/sweep/files/" + "/".join(["seg"] * 3000) + "/x.png")
+    assert response.status_code == 404 and len(response.text) < 1000
+
+
+# ------------------------------------------------------------------------------------ corpus scans
+def test_a_backtracking_speaker_regex_names_the_file(tmp_path: Path, wav_writer, capsys) -> None:
+    root = tmp_path / "c"
+    for label in ("angry", "sad"):
+        wav_writer(root / label / "aaa.wav")
+    wav_writer(root / "sad" / ("a" * 40 + "!.wav"))
+    argv = ["data", "inspect", str(root), "--corpus", "folder", "--speaker-regex"]
+    # the tester's pattern (nested +) hung Python's re; the regex engine answers it at once
+    assert (
+        main(
+            [
+                "data",
+                "inspect",
+                str(root),
+                "--corpus",
+                "folder",
+                "--json",
+                "--speaker-regex",
+                "^(?P<speaker>(a+)+)$",
+            ]
+        )
+        == 0
+    )
+    skipped = json.loads(capsys.readouterr().out)["skipped"]
+    assert [Path(s["path"]).name for s in skipped] == ["a" * 40 + "!.wav"]
+    assert "does not match speaker_regex" in skipped[0]["reason"]
+    refused([*argv, "^(?P<speaker>(a|aa)+)$"], capsys, "speaker_regex", "a" * 40 + "!.wav", "backtracks")
+
+
+def test_a_one_clip_label_is_warned_with_the_nearest_label(tmp_path: Path, wav_writer) -> None:
+    from ser.config import load_config
+    from ser.data.dataset import build_dataset
+
+    rows = ["path,label,speaker"]
+    for i in range(12):
+        for label in ("happy", "sad"):
+            wav_writer(tmp_path / f"{label}{i}.wav")
+            rows.append(f"{label}{i}.wav,{label},spk{i % 3}")
+    wav_writer(tmp_path / "typo.wav")
+    rows.append("typo.wav,hapy,spk0")
+    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
+    cfg = load_config(overrides=["data.corpus=manifest", f"data.root={tmp_path / 'list.csv'}"])
+    data = build_dataset(cfg.data, check_audio=False)
+    warned = [w for w in data.warnings if "'hapy'" in w]
+    assert len(warned) == 1 and "did you mean 'happy'" in warned[0] and "typo.wav" in warned[0], data.warnings
+    assert not [w for w in data.warnings if "'sad'" in w or "'happy' has" in w]
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_as_such(tmp_path: Path, wav_writer, capsys) -> None:
+    import shutil
+
+    root = tmp_path / "c"
+    for label in ("angry", "sad"):
+        wav_writer(root / label / "s1_a.wav")
+    bad = os.fsencode(str(root / "sad")) + b"/s2_\xff.wav"
+    shutil.copy(os.fsencode(str(root / "sad" / "s1_a.wav")), bad)
+    assert main(["data", "inspect", str(root), "--corpus", "folder", "--json", "--compact"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["skipped"] == [{"path": str(root / "sad" / "s2_\\xff.wav"), "reason": ANY_UTF8}]
+    from ser.data.audio import AudioError, load_audio
+
+    with pytest.raises(AudioError, match="not valid UTF-8"):
+        load_audio(os.fsdecode(bad), 16000)
+
+
+ANY_UTF8 = "file name is not valid UTF-8: rename it"
+
+
+# -------------------------------------------------------------------------------------- the cache
+def test_reordering_a_cache_entrys_ids_is_caught(tiny_cfg_factory, capsys) -> None:
+    from ser.data.datamodule import prepare_data
+
+    cfg = tiny_cfg_factory()
+    first = prepare_data(cfg, progress=False)
+    entry = Path(first.x.filename).parent
+    index = entry / "index.json"
+    meta = json.loads(index.read_text())
+    meta["ids"] = meta["ids"][::-1]  # every row now claims another utterance (and its label)
+    index.write_text(json.dumps(meta, indent=1))
+    capsys.readouterr()
+    again = prepare_data(cfg, progress=False)
+    assert "recomputing cache entry" in capsys.readouterr().err
+    assert again.utterance_ids == first.utterance_ids
+    np.testing.assert_array_equal(np.asarray(again.x), np.asarray(first.x))
+
+
+def disk_full_on(path: str = "/dev/full"):
+    """A writer that really hits ENOSPC: the bytes go to /dev/full."""
+
+    def write(*args, **kwargs):
+        with open(path, "wb") as fh:
+            fh.write(b"\0" * (1 << 16))
+            fh.flush()
+
+    return write
+
+
+def test_a_full_disk_under_the_cache_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SER_CACHE", str(cache))
+    import ser.data.cache as cache_module
+
+    monkeypatch.setattr(cache_module.np, "save", disk_full_on())
+    from conftest import TINY_OVERRIDES
+
+    refused(
+        ["fit", *TINY_OVERRIDES, f"trainer.output_dir={tmp_path / 'runs'}"],
+        capsys,
+        "no space left",
+        str(cache),
+    )
+    assert not list(cache.glob("*/.tmp-*")), "a half-written entry was left behind"
+
+
+def test_a_failed_wav_write_in_the_cache_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    import soundfile as sf
+
+    import ser.data.synthetic.naming as naming
+
+    real = sf.write
+    monkeypatch.setenv("SER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(naming.sf, "write", lambda path, *a, **k: real("/dev/full", *a, format="WAV", **k))
+    from conftest import TINY_OVERRIDES
+
+    refused(["fit", *TINY_OVERRIDES], capsys, "could not write", "System error")
+
+
+def test_a_full_disk_under_the_output_folder_is_one_line(
+    tiny_env, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from conftest import TINY_OVERRIDES
+
+    import ser.training.fit as fit_module
+
+    monkeypatch.setattr(fit_module, "write_metrics", disk_full_on())
+    out = tmp_path / "runs"
+    refused(
+        ["fit", *TINY_OVERRIDES, "trainer.max_epochs=1", f"trainer.output_dir={out}"],
+        capsys,
+        "no space left",
+        str(out),
+        "trainer.output_dir",
+    )
+
+
+def test_any_unwrapped_enospc_is_one_line(capsys) -> None:
+    from ser.cli.errors import run_reporting_errors
+
+    def write():
+        with open("/dev/full", "wb") as fh:
+            fh.write(b"x" * 4096)
+            fh.flush()
+
+    assert run_reporting_errors(write) == 2
+    one_clear_line(capsys.readouterr().err, "no space left on device")
+
+
+# ------------------------------------------------------------------------------------ model sizes
+def test_a_model_too_large_to_build_is_refused_before_allocating() -> None:
+    from ser.config import ConfigError, load_config
+    from ser.models.registry import build_model
+
+    cfg = load_config(overrides=["model.channels=8192", "model.max_channels=8192", "model.depth=6"])
+    with pytest.raises(ConfigError, match=r"model\.channels=8192.*parameters"):
+        build_model(cfg.model, (1, 64, 151), 4)  # 3e9 parameters: 12 GB, checked on the meta device
+
+
+def test_a_holdout_fraction_that_leaves_too_few_speakers() -> None:
+    from ser.config import ConfigError
+    from ser.data.folds import choose_held_out
+
+    speakers = [f"s{i}" for i in range(6)]
+    with pytest.raises(ConfigError, match=r"data\.holdout\.fraction.*0\.9 of 6 speakers holds out 5"):
+        choose_held_out(speakers, {}, [], 0.9, 0)
+    assert len(choose_held_out(speakers, {}, [], 0.5, 0)) == 3

@@ -48,6 +48,21 @@ def require_root(corpus: str, root: Optional[str], expected: str) -> Path:
     return path
 
 
+def is_utf8(name: str) -> bool:
+    """Whether a name from the file system decodes as UTF-8 (Python keeps other bytes as surrogates,
+    which libsndfile cannot open and the terminal cannot print)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(name: str) -> str:
+    """The name with bytes that are not UTF-8 shown as \\xNN, safe to print and to store in JSON."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def find_audio_files(root: Path, skip: Optional[Callable[[Path, str], None]] = None) -> list[Path]:
     """Every file below root whose extension looks like audio, sorted; never loops, never relabels.
 
@@ -77,6 +92,10 @@ def find_audio_files(root: Path, skip: Optional[Callable[[Path, str], None]] = N
         for name in filenames:
             if name.lower().endswith(AUDIO_EXTENSIONS):
                 path = here / name
+                if not is_utf8(str(path)):
+                    if skip is not None:
+                        skip(Path(printable(str(path))), "file name is not valid UTF-8: rename it")
+                    continue
                 candidates.setdefault(os.path.realpath(path), []).append(path)
     found = []
     for paths in candidates.values():
