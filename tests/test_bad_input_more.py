@@ -45,10 +45,16 @@ def cli(*argv: str, env: dict | None = None, timeout: float = 120, stdin: bytes 
 # ------------------------------------------------------------------------------------- config values
 def test_an_override_longer_than_a_file_name_is_not_a_crash(capsys) -> None:
     long = "data.root=" + "a" * 300  # Path(...).exists() raised "File name too long" for every command
-    refused(["fit", long, "data.corpus=folder"], capsys, "folder", "cannot be read")
+    assert main(["fit", "--print-config", long]) == 0
+    assert "a" * 300 in capsys.readouterr().out
     from ser.cli.args import is_override
+    from ser.config import CorpusSpec
+    from ser.data.corpora import scan_corpus
+    from ser.data.types import CorpusError
 
     assert is_override(long) and is_override("data.root=" + "b" * 5000)
+    with pytest.raises(CorpusError, match="cannot be read"):
+        scan_corpus(CorpusSpec(name="folder", root="a" * 300))
 
 
 @pytest.mark.parametrize(
