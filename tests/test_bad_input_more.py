@@ -131,6 +131,13 @@ def damaged_checkpoint(tiny_run, tmp_path: Path, change) -> Path:
     return path
 
 
+def overflow(raw: dict) -> None:
+    """Finite weights whose products overflow float32: inf logits, NaN probabilities."""
+    for key, value in raw["state_dict"].items():
+        if key.endswith("weight") and value.is_floating_point():
+            value.fill_(3e38)
+
+
 def first_weight(raw: dict) -> str:
     return next(k for k, v in raw["state_dict"].items() if k.endswith("weight") and v.dim() > 1)
 
@@ -159,11 +166,6 @@ def test_predict_refuses_nan_weights(tiny_run, tmp_path: Path, clip, capsys) -> 
 
 
 def test_predict_refuses_non_finite_probabilities(tiny_run, tmp_path: Path, clip, capsys) -> None:
-    def overflow(raw):  # finite weights whose products overflow float32: inf logits, NaN probabilities
-        for key, value in raw["state_dict"].items():
-            if key.endswith("weight") and value.is_floating_point():
-                value.fill_(3e38)
-
     bad = damaged_checkpoint(tiny_run, tmp_path, overflow)
     refused(["predict", str(bad), str(clip)], capsys, "damaged.ckpt", "non-finite probabilities")
 
@@ -193,11 +195,6 @@ def test_live_stdin_of_random_float_bytes(tiny_run, monkeypatch, capsys) -> None
 
 
 def test_live_refuses_non_finite_output(tiny_run, tmp_path: Path, wav_writer, capsys) -> None:
-    def overflow(raw):
-        for key, value in raw["state_dict"].items():
-            if key.endswith("weight") and value.is_floating_point():
-                value.fill_(3e38)
-
     bad = damaged_checkpoint(tiny_run, tmp_path, overflow)
     clip = wav_writer(tmp_path / "c.wav", seconds=2.0)
     code, err = run(["live", str(bad), "--file", str(clip), "--json"], capsys)
@@ -416,3 +413,22 @@ def test_a_holdout_fraction_that_leaves_too_few_speakers() -> None:
     with pytest.raises(ConfigError, match=r"data\.holdout\.fraction.*0\.9 of 6 speakers holds out 5"):
         choose_held_out(speakers, {}, [], 0.9, 0)
     assert len(choose_held_out(speakers, {}, [], 0.5, 0)) == 3
+
+
+def test_the_web_ui_answers_non_finite_probabilities_with_a_4xx(tiny_run, tmp_path: Path, wav_writer) -> None:
+    pytest.importorskip("fastapi", reason="the web UI needs the `ui` extra (fastapi)")
+    pytest.importorskip("multipart", reason="the web UI needs the `ui` extra (python-multipart)")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    from ser.inference.scorer import load_scorer
+    from ser.serve.app import create_app
+
+    client = TestClient(
+        create_app(load_scorer(damaged_checkpoint(tiny_run, tmp_path, overflow))), base_url="http://127.0.0.1"
+    )
+    clip = wav_writer(tmp_path / "c.wav", seconds=1.0).read_bytes()
+    response = client.post("/api/predict", files={"file": ("c.wav", clip, "audio/wav")})
+    assert response.status_code == 422 and "non-finite" in response.text and "NaN," not in response.text

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ser.config.errors import UserError
 from ser.data.audio import AudioError, audio_info, load_audio
 from ser.inference.scorer import Scorer, score_wave
 from ser.serve.sweep import read_sweep, resolve_sweep_file
@@ -133,7 +134,10 @@ class ServeState:
         if self.scorer.speaker_normalized:
             notes.append("speaker-normalised model: standardised with this recording's own statistics")
         with self.lock:
-            result = score_wave(self.scorer, wave)
+            try:
+                result = score_wave(self.scorer, wave)
+            except UserError as exc:  # non-finite probabilities: say so instead of answering NaN or 500
+                raise ApiError(422, f"{filename}: {exc}") from None
         return {"filename": filename, **result, "input": info, "notes": notes, "model": self.model_info()}
 
     def _keep(self, data: bytes, filename: str) -> None:
