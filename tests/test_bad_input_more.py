@@ -88,6 +88,14 @@ def test_a_yaml_file_of_the_wrong_shape_names_the_key_and_file(tmp_path: Path, c
     refused(["fit", "--config", str(bad), "--print-config"], capsys, "trainer.output_dir", "nope.nothing")
 
 
+def test_an_unresolvable_interpolation_through_the_real_command() -> None:
+    done = cli("fit", "data.root=${nonexistent.key}", "--print-config", timeout=60)
+    err = done.stderr.decode()
+    assert done.returncode == 2 and not done.stdout, err
+    want = "ser: error: invalid config key 'data.root' in overrides: Interpolation key 'nonexistent.key'"
+    assert err.strip().splitlines() == [f"{want} not found"]
+
+
 def test_a_sweep_space_that_is_a_list(tmp_path: Path, capsys) -> None:
     from ser.config import ConfigError
     from ser.sweep.spec import load_sweep
