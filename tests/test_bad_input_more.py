@@ -68,6 +68,8 @@ def test_an_override_longer_than_a_file_name_is_not_a_crash(capsys) -> None:
         (["model.channels=1000000"], ["model.channels", "<= 8192"]),
         (["model.lstm_hidden=100000000"], ["model.lstm_hidden"]),
         (["data.batch_size=1000000000"], ["data.batch_size"]),
+        (["trainer.seed=100000000000000000000000"], ["trainer.seed", "4294967295"]),
+        (["data.fold_seed=-1"], ["data.fold_seed", ">= 0"]),
         (["data.holdout.fraction=1.0"], ["data.holdout.fraction", "< 1"]),
         (["data.holdout.fraction=0.25", "data.holdout.speakers=[a]"], ["data.holdout.speakers", "not both"]),
         (["data.sampler=balanced", "data.class_weights=true"], ["data.sampler", "use one"]),

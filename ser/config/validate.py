@@ -19,6 +19,11 @@ from ser.config.schema import CHOICES, MODEL_INPUTS, ConfigError
 # allocation; the model's parameter memory is estimated before it is built as well (models/registry.py).
 RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "data.batch_size": (1, 65536, True),
+    "data.folds": (0, 100_000, True),
+    "data.fold_seed": (0, 2**32 - 1, True),  # seeds: what numpy and Lightning accept
+    "data.holdout.seed": (0, 2**32 - 1, True),
+    "data.synthetic.seed": (0, 2**32 - 1, True),
+    "trainer.seed": (0, 2**32 - 1, True),
     "data.num_workers": (0, 256, True),
     "data.val_folds": (0, 1000, True),
     "data.device_max_mb": (0, None, True),
@@ -78,8 +83,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "optim.ema_decay": (0, 1, True),
     "trainer.max_epochs": (1, 1_000_000, True),
     "trainer.early_stopping_patience": (0, 1_000_000, True),
-    "trainer.limit_train_batches": (0, None, False),
-    "trainer.limit_val_batches": (0, None, False),
+    "trainer.limit_train_batches": (0, 1e9, False),
+    "trainer.limit_val_batches": (0, 1e9, False),
 }
 # upper bounds that must stay strictly below (a probability of 1 is fine, a decay of 1 is not)
 STRICT_HIGH = {
@@ -111,9 +116,14 @@ def check_range(key: str, value: Any) -> None:
     too_low = low is not None and (value < low if low_inclusive else value <= low)
     too_high = high is not None and (value >= high if key in STRICT_HIGH else value > high)
     if too_low or too_high:
-        lo = "" if low is None else f"{'>=' if low_inclusive else '>'} {low:g}"
-        hi = "" if high is None else f"{'<' if key in STRICT_HIGH else '<='} {high:g}"
+        lo = "" if low is None else f"{'>=' if low_inclusive else '>'} {_number(low)}"
+        hi = "" if high is None else f"{'<' if key in STRICT_HIGH else '<='} {_number(high)}"
         fail(key, f"{value!r} must be {' and '.join(p for p in (lo, hi) if p)}")
+
+
+def _number(x: float) -> str:
+    """4294967295, not 4.29497e+09; 0.5 and 1e+09 as :g writes them."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e12 else f"{x:g}"
 
 
 def check_choice(key: str, value: Any) -> None:
