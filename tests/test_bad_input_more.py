@@ -372,7 +372,13 @@ def test_a_failed_wav_write_in_the_cache_is_one_line(tmp_path: Path, monkeypatch
     monkeypatch.setattr(naming.sf, "write", lambda path, *a, **k: real("/dev/full", *a, format="WAV", **k))
     from conftest import TINY_OVERRIDES
 
-    refused(["fit", *TINY_OVERRIDES], capsys, "could not write", "System error")
+    refused(["fit", *TINY_OVERRIDES], capsys, "could not write", "System error")  # the disk has room
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(1 << 30, 1 << 30, 0))  # now it has none
+    refused(["fit", *TINY_OVERRIDES], capsys, "no space left on device", str(tmp_path / "cache"))
 
 
 def test_a_full_disk_under_the_output_folder_is_one_line(

@@ -1,6 +1,7 @@
-"""The one base class of "fix your input" errors. It lives beside the config (which imports no torch) and
-imports nothing itself, so the CLI can map any user error to one line and exit 2 without loading torch,
-Lightning or Ray just to build an `except` tuple."""
+"""The one base class of "fix your input" errors, and the full-disk check. It lives beside the config
+(which imports no torch) and imports nothing at module level (the standard library only, inside the
+functions), so the CLI can map any user error to one line and exit 2 without loading torch, Lightning or
+Ray just to build an `except` tuple."""
 
 from __future__ import annotations
 
