@@ -118,11 +118,17 @@ def test_absurd_sizes_in_a_sweep_space_fail_at_load(tmp_path: Path) -> None:
         load_sweep(path)
 
 
-def test_output_dir_that_is_a_file(tiny_env, tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("command", ["fit", "holdout"])
+def test_output_dir_that_is_a_file(tmp_path: Path, command: str) -> None:
     blocker = tmp_path / "runs"
     blocker.write_text("not a folder")
-    refused(["fit", f"trainer.output_dir={blocker}"], capsys, "trainer.output_dir", str(blocker), "file")
-    refused(["fit", f"trainer.output_dir={blocker}/sub"], capsys, "trainer.output_dir", "is a file")
+    for out, needle in ((blocker, "is a file"), (blocker / "sub", f"is inside {blocker}, which is a file")):
+        done = cli(command, f"trainer.output_dir={out}", "data.holdout.fraction=0.25", timeout=60)
+        err = done.stderr.decode()
+        assert done.returncode == 2 and "Traceback" not in err, err
+        assert err.strip().splitlines() == [
+            f"ser: error: invalid config key 'trainer.output_dir': {out} {needle}; give a folder"
+        ]
 
 
 # ----------------------------------------------------------------------------- predict, live, serve

@@ -67,6 +67,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.print_config:
         print(to_yaml(cfg), end="")
         return 0
+    from ser.data.paths import check_output_dir
+
+    check_output_dir(cfg.trainer.output_dir)  # before the torch import: a bad folder fails in a second
     from ser.training.fit import fit_folds
 
     result = fit_folds(cfg)
@@ -76,9 +79,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_holdout(args: argparse.Namespace) -> int:
     from ser.config import load_config
-    from ser.training.holdout import holdout_test
+    from ser.data.paths import check_output_dir
 
     cfg = load_config(args.config, args.overrides)
+    check_output_dir(cfg.trainer.output_dir)
+    from ser.training.holdout import holdout_test
+
     result = holdout_test(cfg, again=args.again)
     print(f"run directory: {result.run_dir}")
     return 0

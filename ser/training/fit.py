@@ -8,7 +8,6 @@ fold the best checkpoint and CSV logs.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,10 +18,11 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
-from ser.config import ConfigError, to_yaml
+from ser.config import to_yaml
 from ser.config.errors import writing_to
 from ser.data.datamodule import PreparedData, prepare_data
 from ser.data.folds import parse_fold
+from ser.data.paths import check_output_dir
 from ser.report.plots import plot_confusion, plot_curves
 from ser.report.tables import summary_table
 from ser.training.fold import train_fold
@@ -37,22 +37,8 @@ class RunResult:
     metrics: dict[str, Any]
 
 
-def check_output_dir(cfg: DictConfig) -> Path:
-    """trainer.output_dir is (or can become) a writable folder: checked before any data is read, so a
-    file in its place fails in a second with one line, not with a traceback after the features."""
-    out = Path(cfg.trainer.output_dir).expanduser()
-    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        what = "is a file" if blocker == out else f"is inside {blocker}, which is a file"
-        raise ConfigError(f"invalid config key 'trainer.output_dir': {out} {what}; give a folder")
-    existing = next(p for p in (out, *out.parents) if p.exists())
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"invalid config key 'trainer.output_dir': {existing} is not writable")
-    return out
-
-
 def make_run_dir(cfg: DictConfig) -> Path:
-    out = check_output_dir(cfg)
+    out = check_output_dir(cfg.trainer.output_dir)
     name = cfg.trainer.run_name or f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.model.name}"
     run_dir = out / name
     suffix = 1
@@ -138,7 +124,7 @@ def fit_folds(
     console = console or Console(stderr=True)
     start = time.perf_counter()
     if run_dir is None:
-        check_output_dir(cfg)
+        check_output_dir(cfg.trainer.output_dir)
     prepared = prepared or prepare_data(cfg, progress=cfg.trainer.progress_bar)
     report_data(prepared, console)
     run_dir = run_dir or make_run_dir(cfg)
