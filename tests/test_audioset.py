@@ -170,7 +170,7 @@ def _bad_files(tmp: Path) -> dict[str, Path]:
         ("efficientat:{tmp}/missing.pt", "does not exist"),
         ("yamnet:", "no file after"),
         ("yamnet:{dir}", "is a directory"),
-        ("{text}", "cannot tell which encoder"),
+        ("{text}", "is a file of no encoder format"),
         ("yamnet:{text}", "neither a TFLite"),
         ("yamnet:{h5}", "not supported yet"),
         ("yamnet:{good}", "not a YAMNet TFLite file"),
@@ -199,6 +199,7 @@ def test_a_revision_with_a_weight_file_is_refused(yamnet_file) -> None:
         resolve_encoder(f"yamnet:{yamnet_file[0]}", revision="main")
 
 
+@pytest.mark.slow
 def test_ser_fit_with_a_missing_encoder_file_exits_2_with_one_line(tiny_env, tmp_path: Path, capsys) -> None:
     from ser.cli import main
 

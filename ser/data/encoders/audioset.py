@@ -154,8 +154,8 @@ def _detect_kind(path: Path, source: str) -> str:
     if fmt == "pt":
         return "efficientat"
     raise encoder_error(
-        f"{source}: cannot tell which encoder this file holds (not a TFLite, HDF5 or torch file); write "
-        "yamnet:PATH or efficientat:PATH"
+        f"{source} is a file of no encoder format ser reads (not TFLite, HDF5 or torch): give the directory "
+        "that holds config.json and the weights, or an AudioSet file as yamnet:PATH / efficientat:PATH"
     )
 
 
