@@ -58,7 +58,9 @@ class AudioConfig:
 class FeatureConfig:
     """Features computed once per (files, settings) and cached on disk."""
 
-    kind: str = "auto"  # auto (from the model) | logmel | mfcc | handcrafted
+    # auto (from the model) | logmel | mfcc | handcrafted (193 librosa statistics) | egemaps | gemaps |
+    # compare (openSMILE functionals: 88, 62 and 6373 values per clip)
+    kind: str = "auto"
     n_mels: int = 64
     n_fft: int = 512
     hop_length: int = 320  # 20 ms frames at 16 kHz: half the compute of 10 ms; the tuned configs use it
@@ -349,7 +351,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.sampler": ("shuffle", "balanced"),
     "data.audio.crop": ("center", "start"),
     "data.audio.normalize": ("none", "peak", "rms"),
-    "data.features.kind": ("auto", "logmel", "mfcc", "handcrafted"),
+    "data.features.kind": ("auto", "logmel", "mfcc", "handcrafted", "egemaps", "gemaps", "compare"),
     "data.features.normalize": ("none", "utterance", "train", "speaker"),
     "model.name": tuple(MODEL_INPUTS),
     "model.pool": ("max", "avg"),

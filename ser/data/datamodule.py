@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from ser.config import ConfigError
 from ser.data.dataset import LabelledDataset, build_dataset
+from ser.data.features import VECTOR_KINDS
 from ser.data.folds import Fold, choose_held_out, group_folds, session_groups, speaker_folds, split_utterances
 from ser.data.normalize import standardize_groups
 from ser.data.types import CorpusError, Skipped
@@ -47,8 +48,12 @@ def resolve_feature_kind(cfg: DictConfig) -> str:
         return "embeddings" if cfg.model.ssl_mode == "frozen" else "waveform"
     if kind == "auto":
         return "handcrafted" if wanted == "vector" else "logmel"
-    if (kind == "handcrafted") != (wanted == "vector"):
-        need = "handcrafted (193 values)" if wanted == "vector" else "logmel or mfcc (a spectrogram)"
+    if (kind in VECTOR_KINDS) != (wanted == "vector"):
+        need = (
+            "a vector per clip (handcrafted, egemaps, gemaps or compare)"
+            if wanted == "vector"
+            else "logmel or mfcc (a spectrogram)"
+        )
         raise ConfigError(
             f"invalid config key 'data.features.kind': model '{cfg.model.name}' takes {need}, got '{kind}'"
             " (use data.features.kind=auto)"
@@ -71,7 +76,9 @@ class PreparedData:
     """Everything fold-independent: rows, labels, speakers and the (memory-mapped) array."""
 
     labels: list[str]
-    kind: str  # logmel | mfcc | handcrafted | embeddings (a frozen encoder's states) | waveform (fine-tuning)
+    # logmel | mfcc | handcrafted | egemaps | gemaps | compare (openSMILE) | embeddings (a frozen encoder's
+    # states) | waveform (fine-tuning)
+    kind: str
     waveform_mode: bool  # rows are waveforms, featurised on the device by the model's frontend
     x: np.ndarray  # [N, 1, F, T] features, [N, D] vectors, or [N, samples] waveforms
     y: np.ndarray  # [N] int64 label indices
@@ -105,16 +112,16 @@ def prepare_data(
 
     kind = resolve_feature_kind(cfg)
     waveform_mode = serves_waveforms(cfg, kind)
-    if waveform_mode and kind == "handcrafted":
+    if waveform_mode and kind in VECTOR_KINDS:
         raise ConfigError(
             "invalid config key 'data.augment': waveform augmentation (noise/shift/speed/pitch) needs a "
-            "spectrogram feature; the handcrafted vector is computed once and cannot be augmented"
+            f"spectrogram feature; the {kind} vector is computed once and cannot be augmented"
         )
-    if cfg.data.features.normalize == "speaker" and (waveform_mode or kind == "handcrafted"):
+    if cfg.data.features.normalize == "speaker" and waveform_mode:
         raise ConfigError(
             "invalid config key 'data.features.normalize': speaker normalisation standardises cached "
-            "log-mel/MFCC frames per speaker, so it cannot be combined with "
-            + ("waveform augmentation (noise/shift/speed/pitch)" if waveform_mode else "handcrafted vectors")
+            "features per speaker, so it cannot be combined with waveform augmentation "
+            "(noise/shift/speed/pitch)"
         )
     if kind != "waveform" or encoder is None:
         encoder = None

@@ -19,7 +19,8 @@ from ser.config import ConfigError, RootConfig, merge_into, validate
 from ser.config.errors import UserError
 from ser.models.pipeline import CKPT_KEY
 
-KINDS = ("logmel", "mfcc", "handcrafted", "embeddings", "waveform")  # what a checkpoint's rows are
+# what a checkpoint's rows are
+KINDS = ("logmel", "mfcc", "handcrafted", "egemaps", "gemaps", "compare", "embeddings", "waveform")
 
 
 class CheckpointError(UserError, ValueError):

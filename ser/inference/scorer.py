@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ser.data.features import SMILE_KINDS
 from ser.data.normalize import SpeakerStats
 from ser.inference.checkpoint import CheckpointError, LoadedCheckpoint, read_checkpoint, restore_classifier
 
@@ -56,6 +57,11 @@ class Scorer:
             from ser.data.features import handcrafted_features
 
             return torch.from_numpy(np.stack([handcrafted_features(w, self.sample_rate) for w in windows]))
+        if self.checkpoint.kind in SMILE_KINDS:
+            from ser.data.smile import extractor, smile_vector
+
+            smile = extractor(self.checkpoint.kind)
+            return torch.from_numpy(np.stack([smile_vector(smile, w, self.sample_rate) for w in windows]))
         x = torch.from_numpy(windows)
         return self.featurize(x) if self.featurize is not None else x
 
