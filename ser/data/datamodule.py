@@ -27,6 +27,7 @@ from ser.data.features import VECTOR_KINDS
 from ser.data.folds import Fold, choose_held_out, group_folds, session_groups, speaker_folds, split_utterances
 from ser.data.normalize import standardize_groups
 from ser.data.types import CorpusError, Skipped
+from ser.data.views import Layout, needs_views
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class PreparedData:
     from_cache: bool = False
     held_out: list[str] = field(default_factory=list)  # test speakers no fold sees (data.holdout)
     encoder: dict[str, Any] | None = None  # the ssl family's encoder (ser.data.embeddings.encoder_record)
+    layout: Layout | None = None  # several views packed per row (fusion, the speaker adversary)
 
     @property
     def n_classes(self) -> int:
@@ -162,6 +164,12 @@ def prepare_data(
     speakers = [u.speaker for u in rows]
     if cfg.data.features.normalize == "speaker":  # fold-independent (no labels): once, for every split
         array = standardize_groups(array, speakers).numpy()
+    layout = None
+    if needs_views(cfg):  # fusion's second view and/or the adversary's speaker column, packed per row
+        from ser.data.views import pack
+
+        array, layout, view_seconds = pack(cfg, array, rows, speakers, progress=progress)
+        seconds += view_seconds
     genders = {u.speaker: u.gender for u in rows}
     unique = sorted(set(speakers))
     hold = cfg.data.holdout
@@ -188,6 +196,7 @@ def prepare_data(
         from_cache=loaded.from_cache,
         held_out=held_out,
         encoder=encoder,
+        layout=layout,
     )
 
 

@@ -89,6 +89,11 @@ class Scorer:
 
 def load_scorer(checkpoint_path: str | Path) -> Scorer:
     ckpt = read_checkpoint(checkpoint_path)
+    if ckpt.info.get("layout") is not None:
+        raise CheckpointError(
+            f"{ckpt.path}: a fusion / speaker-adversary model reads packed views of a corpus; score it with "
+            "`ser evaluate` (ser predict, live and serve take single-view models)"
+        )
     model = restore_classifier(ckpt)
     featurize = None
     if not ckpt.waveform_mode and ckpt.kind in ("logmel", "mfcc"):
