@@ -131,3 +131,15 @@ def test_bad_fusion_configs_are_one_line(tiny_env, argv, needle, capsys) -> None
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.strip().startswith("ser: error:") and needle in err, err
+
+
+def test_sweep_trials_share_packed_rows_only_when_the_rows_are_the_same(tiny_cfg_factory) -> None:
+    from ser.sweep.trials import prepared_key
+
+    def key(*overrides: str) -> str:
+        return prepared_key(tiny_cfg_factory(*overrides))
+
+    early = key("model.fusion=early")
+    assert early == key("model.fusion=late", "model.fusion_weight=0.3")  # same rows, other heads
+    others = {key(), key("model.fusion=early", "model.fusion_view=gemaps"), key("model.adversary_weight=0.1")}
+    assert len(others | {early}) == 4
