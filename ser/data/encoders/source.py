@@ -24,6 +24,7 @@ from ser.config import ConfigError
 # The architectures whose front ends ser/data/encoders/preprocess.py reproduces, by config.model_type.
 WAV2VEC2_LIKE = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 SUPPORTED = (*WAV2VEC2_LIKE, "whisper", "audio-spectrogram-transformer")
+AUDIOSET = ("yamnet", "efficientat")  # single-file AudioSet encoders (audioset.py)
 SETTINGS_FILES = ("config.json", "preprocessor_config.json")
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -146,6 +147,10 @@ def resolve_encoder(source: str, revision: str | None = None, cache_dir: str | N
     naming model.encoder when it is missing, incomplete or not a supported architecture."""
     if not source:
         raise encoder_error("not set: give a hub id (e.g. facebook/wav2vec2-base) or a local directory")
+    from ser.data.encoders.audioset import is_audioset_source, resolve_audioset
+
+    if is_audioset_source(source):  # yamnet:PATH, efficientat:PATH or one weight file (audioset.py)
+        return resolve_audioset(source, revision, cache_dir)
     path = Path(source).expanduser()
     if path.is_dir():
         if revision:

@@ -21,7 +21,7 @@ from torch import nn
 
 from ser.config import ConfigError
 from ser.data.encoders.preprocess import WhisperLogMel, make_preprocessor
-from ser.data.encoders.source import INSTALL_HINT, WAV2VEC2_LIKE, encoder_error
+from ser.data.encoders.source import AUDIOSET, INSTALL_HINT, WAV2VEC2_LIKE, encoder_error
 
 # Where each architecture keeps its convolutional front (model.freeze_feature_encoder) and the norm after
 # its last layer (which layer-wise decay gives the top layer's rate).
@@ -167,10 +167,14 @@ def fit_whisper_positions(encoder: nn.Module, preprocess: WhisperLogMel, n_sampl
     encoder.config.max_source_positions = positions
 
 
-def build_stack(encoder: dict[str, Any], n_samples: int, pretrained: bool) -> EncoderStack:
+def build_stack(encoder: dict[str, Any], n_samples: int, pretrained: bool) -> nn.Module:
     """The stack for `encoder` (an EncoderSource.record() plus its local `folder`) on clips of `n_samples`:
     pretrained weights from the folder, or the bare architecture when a checkpoint will fill it."""
     model_type = str(encoder["model_type"])
+    if model_type in AUDIOSET:
+        from ser.data.encoders.audioset_stack import build_audioset_stack
+
+        return build_audioset_stack(encoder, pretrained)
     folder = encoder.get("folder") if pretrained else None
     if pretrained and not folder:
         raise ValueError("a pretrained encoder stack needs the encoder's local folder")
