@@ -143,3 +143,21 @@ def test_sweep_trials_share_packed_rows_only_when_the_rows_are_the_same(tiny_cfg
     assert early == key("model.fusion=late", "model.fusion_weight=0.3")  # same rows, other heads
     others = {key(), key("model.fusion=early", "model.fusion_view=gemaps"), key("model.adversary_weight=0.1")}
     assert len(others | {early}) == 4
+
+
+def test_a_frozen_encoder_is_a_fusion_view(tiny_cfg_factory, tmp_path) -> None:
+    from ser.data.datamodule import prepare_data
+    from ser.training.fit import fit_folds
+    from tests.helpers.encoders import N_STATES, save_tiny_encoder
+
+    pytest.importorskip("transformers")
+    folder = save_tiny_encoder("wav2vec2", tmp_path / "wav2vec2")
+    cfg = tiny_cfg_factory(
+        *FUSION, "model.fusion=early", "model.fusion_view=encoder", f"model.encoder={folder}",
+        "trainer.run_name=encoder_view",
+    )
+    prepared = prepare_data(cfg, progress=False)
+    n_states, dim = prepared.layout.shape(VIEW)  # per-layer time means, mixed by learned layer weights
+    assert n_states == N_STATES and dim > 1
+    result = fit_folds(cfg.copy(), prepared=prepared)
+    assert 0.0 <= result.metrics["folds"][0]["test"]["uar"] <= 1.0

@@ -85,11 +85,15 @@ def view_array(cfg: Any, rows: Sequence[Any], progress: bool) -> tuple[np.ndarra
     view, cache_dir = str(cfg.model.fusion_view), cfg.data.features.cache_dir
     if view == "encoder":
         from ser.data.embeddings import load_embeddings, resolve
+        from ser.data.encoders.source import resolve_encoder
 
         view_cfg = cfg.copy()  # utterance means whatever the CNN's augmentation (granularity() reads it)
         view_cfg.model.ssl_pooling = "mean"
         view_cfg.data.augment.specaugment_p = 0.0
         view_cfg.data.augment.time_stretch_p = 0.0
+        # the encoder hears the same clip at its own rate (EfficientAT: 32 kHz), decoded and cached at it
+        source = resolve_encoder(cfg.model.encoder, cfg.model.encoder_revision, cache_dir)
+        view_cfg.data.audio.sample_rate = int(source.sampling_rate)
         loaded = load_embeddings(rows, view_cfg, resolve(view_cfg), progress=progress)
     else:
         loaded = load_features(rows, cfg.data.audio, cfg.data.features, view, cache_dir, progress)
