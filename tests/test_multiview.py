@@ -60,6 +60,11 @@ def test_fusion_trains_through_train_fold_and_restores(tiny_cfg_factory, mode: s
             view = torch.softmax(net.view_model(parts[VIEW]), dim=-1)
             np.testing.assert_allclose(probs.numpy(), (0.5 * cnn + 0.5 * view).numpy(), atol=1e-5)
     assert saved.embeddings is not None and len(saved.embeddings) == len(rows)
+    from ser.inference.checkpoint import CheckpointError
+    from ser.inference.scorer import load_scorer
+
+    with pytest.raises(CheckpointError, match="ser evaluate"):  # predict/live/serve: one line, not a crash
+        load_scorer(result.folds[0].checkpoint)
 
 
 def test_late_fusion_trains_each_model_on_its_own_loss(tiny_cfg_factory) -> None:
