@@ -119,10 +119,29 @@ def test_speaker_adversary_trains_and_reverses_into_the_cnn(tiny_cfg_factory) ->
     assert "train/adversary_loss" in logged
 
 
+@pytest.mark.parametrize("family", ["svm", "feature_mlp"])
+def test_vector_families_fuse_early_by_concatenation(tiny_cfg_factory, family: str) -> None:
+    from ser.data.datamodule import prepare_data
+    from ser.data.views import VECTOR
+    from ser.training.fit import fit_folds
+
+    cfg = tiny_cfg_factory(
+        f"model.name={family}", "data.features.kind=egemaps", "data.features.normalize=speaker",
+        "model.fusion=early", "model.fusion_view=gemaps", f"trainer.run_name=concat_{family}",
+    )
+    prepared = prepare_data(cfg, progress=False)
+    assert prepared.layout.parts == ((VECTOR, (88,)), (VIEW, (62,))) and prepared.x.shape[1] == 150
+    rows = np.asarray(prepared.speakers) == prepared.speakers[0]  # both views standardised per speaker
+    np.testing.assert_allclose(prepared.x[rows].mean(axis=0), 0.0, atol=1e-4)
+    result = fit_folds(cfg.copy(), prepared=prepared)
+    assert 0.0 <= result.metrics["folds"][0]["test"]["uar"] <= 1.0
+
+
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["fit", "model.name=svm", "model.fusion=early"], "model.fusion"),
+        (["fit", "model.name=svm", "model.fusion=late"], "early fusion (model.fusion=early) works"),
+        (["fit", "model.name=svm", "model.adversary_weight=0.1"], "model.adversary_weight"),
         (["fit", "model.fusion=erly"], "did you mean 'early'"),
         (["fit", "model.fusion=late", "model.fusion_weight=1.5"], "model.fusion_weight"),
         (["fit", "model.adversary_weight=-1"], "model.adversary_weight"),

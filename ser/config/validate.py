@@ -233,8 +233,12 @@ def _check_views(cfg: DictConfig) -> None:
     if not (fusion != "none" or adversary):
         return
     key = "model.fusion" if fusion != "none" else "model.adversary_weight"
-    if MODEL_INPUTS.get(model.name) != "spectrogram":
-        fail(key, f"works on a CNN over log-mel/MFCC (emotion_detector, sentan, ...), not '{model.name}'")
+    family = MODEL_INPUTS.get(model.name)
+    if family == "vector" and fusion == "early" and not adversary:
+        pass  # svm / feature_mlp: the second view concatenated to the vector
+    elif family != "spectrogram":
+        what = "early fusion (model.fusion=early) works" if family == "vector" else "works"
+        fail(key, f"{what} on a CNN over log-mel/MFCC (emotion_detector, sentan, ...), not '{model.name}'")
     if int(model.ensemble) > 1:
         fail("model.ensemble", f"seed ensembles of a {key.split('.')[1]} model are not supported yet; use 1")
     wave_augments = [k for k in ("noise_p", "shift_p", "speed_p", "pitch_p") if float(aug[k]) > 0]

@@ -1,4 +1,5 @@
-"""Several views of each clip in one row: the spectrogram a CNN reads, a second view (eGeMAPS, the 193
+"""Several views of each clip in one row: the spectrogram a CNN reads (or the vector svm / feature_mlp
+read), a second view (eGeMAPS, the 193
 librosa statistics, a frozen encoder's states) for fusion, and the speaker's index for the adversary.
 
 Why one packed row: the batches are slices of one array on the training device (ser.data.datamodule), and
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-SPECTROGRAM, VIEW, SPEAKER = "spectrogram", "view", "speaker"
+SPECTROGRAM, VECTOR, VIEW, SPEAKER = "spectrogram", "vector", "view", "speaker"
 
 
 @dataclass(frozen=True)
@@ -103,19 +104,40 @@ def view_array(cfg: Any, rows: Sequence[Any], progress: bool) -> tuple[np.ndarra
     return np.asarray(loaded.x, dtype=np.float32), loaded.compute_seconds
 
 
+def vector_layer(cfg: Any, n_states: int) -> int:
+    """The encoder state a vector family reads (model.layer: last or an index; one state needs none)."""
+    from ser.config import ConfigError
+
+    if n_states == 1:
+        return 0
+    layer = str(cfg.model.layer)
+    if layer == "last":
+        return n_states - 1
+    if not layer.isdigit() or int(layer) >= n_states:
+        raise ConfigError(
+            f"invalid config key 'model.layer': {layer!r}; model '{cfg.model.name}' learns no layer weights, "
+            f"so the encoder view needs one of its {n_states} states: last or an index 0..{n_states - 1}"
+        )
+    return int(layer)
+
+
 def pack(
     cfg: Any, spectrogram: np.ndarray, rows: Sequence[Any], speakers: Sequence[str], progress: bool = True
 ) -> tuple[np.ndarray, Layout, float]:
     """(packed rows [N, width] float32, their layout, seconds computing the view) for `cfg`'s views: the
-    spectrogram (already standardised as data.features.normalize says), the view (standardised per speaker
+    spectrogram, or the vector of svm / feature_mlp (already standardised as data.features.normalize
+    says; a vector family then reads the packed row as one longer vector), the view (standardised per speaker
     too when normalize=speaker; else the pipeline standardises it with training-split statistics) and the
     speaker index when the adversary is on."""
     from ser.data.normalize import standardize_groups
 
-    parts: list[tuple[str, np.ndarray]] = [(SPECTROGRAM, np.asarray(spectrogram, dtype=np.float32))]
+    main = np.asarray(spectrogram, dtype=np.float32)
+    parts: list[tuple[str, np.ndarray]] = [(SPECTROGRAM if main.ndim == 4 else VECTOR, main)]
     seconds = 0.0
     if str(cfg.model.fusion) != "none":
         view, seconds = view_array(cfg, rows, progress)
+        if main.ndim == 2 and view.ndim == 3:  # svm / feature_mlp learn no layer weights: one layer's states
+            view = view[:, vector_layer(cfg, view.shape[1])]
         if cfg.data.features.normalize == "speaker":
             view = standardize_groups(view, speakers).numpy()
         parts.append((VIEW, view))

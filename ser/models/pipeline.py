@@ -81,6 +81,8 @@ def build_classifier(
     from ser.data.augment import build_mixup, build_spec_augment, build_wave_augment
     from ser.models.classifier import EmotionClassifier
 
+    if layout is not None and not layout.has(SPECTROGRAM):  # svm / feature_mlp: the views as one vector
+        layout = None
     stages: list[torch.nn.Module] = []
     if kind == "embeddings":  # float16 cached states: normalise and augment in float32
         stages.append(ToFloat())
