@@ -189,8 +189,9 @@ def _check_pretrained(cfg: DictConfig) -> None:
     if not model.encoder:
         fail(
             "model.encoder",
-            "model 'ssl' needs a pretrained encoder: a hub id (e.g. facebook/wav2vec2-base) or a local "
-            "directory holding one (config.json, preprocessor_config.json and the weights)",
+            "model 'ssl' needs a pretrained encoder: a hub id (e.g. facebook/wav2vec2-base), a local "
+            "directory holding one (config.json, preprocessor_config.json and the weights), or an AudioSet "
+            "encoder file (yamnet:PATH.tflite, efficientat:PATH.pt)",
         )
     if data.features.kind != "auto":
         fail(
