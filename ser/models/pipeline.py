@@ -8,7 +8,8 @@ imports training code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Union
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +21,8 @@ from ser.data.views import SPECTROGRAM, Layout
 from ser.models.dropout import seed_dropout
 from ser.models.registry import build_model
 
+# a network given by the caller: a module, or a factory of (feature shape, number of classes)
+NetSource = Union[torch.nn.Module, Callable[[tuple, int], torch.nn.Module]]
 CKPT_KEY = "ser"  # checkpoint entry holding what predict/evaluate need to rebuild the pipeline
 
 
@@ -69,6 +72,7 @@ def build_classifier(
     seed: int | None = None,
     encoder: dict | None = None,
     layout: Layout | None = None,
+    net: NetSource | None = None,
 ):
     """Network + frontend (featurise if rows are waveforms, then normalise) + train-only augmentation.
 
@@ -76,7 +80,9 @@ def build_classifier(
     load the fitted statistics from the checkpoint instead. `encoder` describes a pretrained encoder for
     the ssl family (ser.data.embeddings.encoder_record). `layout`: rows pack several views
     (ser.data.views: fusion, the speaker adversary); the spectrogram pipeline below is built for the
-    spectrogram part and wrapped by ser.models.multiview.
+    spectrogram part and wrapped by ser.models.multiview. `net` replaces the registry's network with the
+    caller's own (an nn.Module, or a function of (feature_shape, n_classes) that builds one): the Python
+    API's way to train a user's architecture with everything else unchanged.
     """
     from ser.data.augment import build_mixup, build_spec_augment, build_wave_augment
     from ser.models.classifier import EmotionClassifier
@@ -117,7 +123,12 @@ def build_classifier(
         c, f, t = feature_shape
         feature_shape = (c * (1 + deltas), f, t)
     extra = {} if encoder is None else {"encoder": encoder}
-    net = build_model(cfg.model, feature_shape, len(labels), **extra)
+    if net is None:
+        net = build_model(cfg.model, feature_shape, len(labels), **extra)
+    elif not isinstance(net, torch.nn.Module):
+        net = net(feature_shape, len(labels))
+        if not isinstance(net, torch.nn.Module):
+            raise TypeError(f"the network factory returned {type(net).__name__}, not a torch.nn.Module")
     spec_augment = None
     if len(feature_shape) == 3:
         spec_augment = build_spec_augment(

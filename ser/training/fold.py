@@ -17,14 +17,14 @@ from typing import Any
 import lightning as L
 import numpy as np
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from ser.config import ConfigError, monitor_mode
 from ser.data.datamodule import PreparedData, SERDataModule
 from ser.data.folds import Fold
 from ser.models.averaging import weight_averaging
-from ser.models.pipeline import build_classifier
+from ser.models.pipeline import NetSource, build_classifier
 from ser.models.registry import count_parameters, get_spec
 from ser.report.plots import plot_confusion
 from ser.training.callbacks import EpochEnd, EpochHook, History, PipelineInfo
@@ -47,10 +47,13 @@ def fold_seed(cfg: DictConfig, fold_index: int) -> int:
     return int(cfg.trainer.seed) + fold_index
 
 
-def build_fold_model(cfg: DictConfig, prepared: PreparedData, dm: SERDataModule):
+def build_fold_model(
+    cfg: DictConfig, prepared: PreparedData, dm: SERDataModule, net: NetSource | None = None
+):
     """(EmotionClassifier, feature shape) of fold `dm.fold_index`, its initial weights drawn from torch's
     global generator seeded with the fold's seed: the same model whichever path trains it (one fold,
-    threads, or fused with other folds by ser.training.fused)."""
+    threads, fused with other folds by ser.training.fused, or a user's own Trainer through ser.api).
+    `net`: the caller's network instead of the registry's (ser.models.pipeline.build_classifier)."""
     seed = fold_seed(cfg, dm.fold_index)
     with _INIT_LOCK:
         L.seed_everything(seed, workers=True, verbose=False)
@@ -65,6 +68,7 @@ def build_fold_model(cfg: DictConfig, prepared: PreparedData, dm: SERDataModule)
             seed=seed,
             encoder=prepared.encoder,
             layout=prepared.layout,
+            net=net,
         )
 
 
@@ -101,8 +105,6 @@ def wandb_logger(cfg: DictConfig, save_dir: Path, name: str, group: str | None =
         return None
     import os
 
-    from lightning.pytorch.loggers import WandbLogger
-
     os.environ.setdefault("WANDB_SILENT", "true")
     return WandbLogger(
         project=cfg.wandb.project,
@@ -114,6 +116,22 @@ def wandb_logger(cfg: DictConfig, save_dir: Path, name: str, group: str | None =
         config=OmegaConf.to_container(cfg, resolve=True),
         reinit="create_new",  # folds of a CV trial run in threads: one live run each
     )
+
+
+def fold_loggers(cfg: DictConfig, fold_dir: Path, name: str, group: str | None = None) -> list[Any]:
+    """Where a fold's epochs are logged: CSV always (fold_K/logs/metrics.csv), TensorBoard event files
+    with `trainer.tensorboard` (fold_K/tensorboard/: `tensorboard --logdir runs/` shows every fold, and
+    `--logdir sweep_results/NAME` every trial), W&B with `wandb.enabled`. The same keys in all three."""
+    loggers: list[Any] = [CSVLogger(str(fold_dir), name="", version="logs")]
+    if cfg.trainer.tensorboard:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        board = TensorBoardLogger(str(fold_dir), name="", version="tensorboard", default_hp_metric=False)
+        loggers.append(board)
+    run = wandb_logger(cfg, fold_dir, name, group)
+    if run is not None:
+        loggers.append(run)
+    return loggers
 
 
 def train_fold(
@@ -164,12 +182,10 @@ def train_fold(
         )
     if on_epoch is not None:
         fold_callbacks.append(EpochEnd(on_epoch))
-    loggers: list[Any] = [CSVLogger(str(fold_dir), name="", version="logs")]
-    run = wandb_logger(
+    loggers = fold_loggers(
         cfg, fold_dir, wandb_name or f"{fold_dir.parent.name}-fold{fold_index}", fold_dir.parent.name
     )
-    if run is not None:
-        loggers.append(run)
+    run = next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
     trainer = make_trainer(
         cfg, fold_dir, [*fold_callbacks, *callbacks], logger=loggers, distributed=distributed
     )
