@@ -48,6 +48,7 @@ def test_fusion_trains_through_train_fold_and_restores(tiny_cfg_factory, mode: s
     ckpt = read_checkpoint(result.folds[0].checkpoint)
     assert ckpt.info["layout"] == prepared.layout.to_record()
     model = restore_classifier(ckpt)
+    assert f"{mode} fusion with a view [88]" in model.net.describe()
     saved = read_predictions(result.run_dir / "fold_0" / "predictions.npz")
     rows = [prepared.utterance_ids.index(i) for i in saved.ids]
     with torch.no_grad():

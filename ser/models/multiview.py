@@ -91,6 +91,7 @@ class MultiViewNet(nn.Module):
         self.layout, self.mode = layout, str(cfg.fusion)
         self.fusion_weight, self.adversary_weight = float(cfg.fusion_weight), float(cfg.adversary_weight)
         head, width = split_head(cnn)
+        self.width = width
         # registered first: the report's penultimate-layer hook takes the LAST Linear with n_classes outputs
         self.adversary: nn.Module | None = None
         if self.adversary_weight > 0:
@@ -138,8 +139,9 @@ class MultiViewNet(nn.Module):
         return terms
 
     def describe(self) -> str:
-        inner = self.cnn.describe().split(" -> head")[0] if hasattr(self.cnn, "describe") else "CNN"
-        view = "" if self.mode == "none" else f"{self.mode} fusion with a view {self.layout.shape(VIEW)}"
+        inner = f"{type(self.cnn).__name__} pooled embedding [B, {self.width}]"
+        shape = list(self.layout.shape(VIEW)) if self.mode != "none" else []
+        view = f"{self.mode} fusion with a view {shape}" if self.mode != "none" else ""
         adv = f"speaker adversary (gradient reversal x{self.adversary_weight:g})" if self.adversary else ""
         return f"{inner} + " + " + ".join(p for p in (view, adv) if p)
 
