@@ -186,3 +186,19 @@ def test_a_frozen_encoder_is_a_fusion_view(tiny_cfg_factory, tmp_path) -> None:
     assert n_states == N_STATES and dim > 1
     result = fit_folds(cfg.copy(), prepared=prepared)
     assert 0.0 <= result.metrics["folds"][0]["test"]["uar"] <= 1.0
+
+
+def test_a_vector_family_reads_one_encoder_state(tiny_cfg_factory, tmp_path) -> None:
+    pytest.importorskip("transformers")
+    from ser.config import ConfigError
+    from ser.data.datamodule import prepare_data
+    from ser.data.views import VECTOR
+    from tests.helpers.encoders import save_tiny_encoder
+
+    folder = save_tiny_encoder("wav2vec2", tmp_path / "wav2vec2")
+    base = ("model.name=svm", "data.features.kind=egemaps", "model.fusion=early", "model.fusion_view=encoder")
+    # the default model.layer=weighted: an SVM has no layer weights to learn
+    with pytest.raises(ConfigError, match="model.layer.*learns no layer weights"):
+        prepare_data(tiny_cfg_factory(*base, f"model.encoder={folder}"), progress=False)
+    prepared = prepare_data(tiny_cfg_factory(*base, f"model.encoder={folder}", "model.layer=last"), False)
+    assert prepared.layout.parts[0] == (VECTOR, (88,)) and len(prepared.layout.shape(VIEW)) == 1
