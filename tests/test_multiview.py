@@ -170,6 +170,7 @@ def test_sweep_trials_share_packed_rows_only_when_the_rows_are_the_same(tiny_cfg
     assert len(others | {early}) == 4
 
 
+@pytest.mark.slow
 def test_a_frozen_encoder_is_a_fusion_view(tiny_cfg_factory, tmp_path) -> None:
     from ser.data.datamodule import prepare_data
     from ser.training.fit import fit_folds
