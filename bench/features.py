@@ -6,6 +6,7 @@ Every variant calls the library's own `load_features` / `load_waveforms` (ser/da
   librosa         the same log-mel per item with librosa (the reference backend): cold and cached
   cuda            the torch front end on --device cuda over the cached waveforms (when CUDA exists)
   handcrafted     the 193-value librosa vector per item: cold and cached
+  egemaps         openSMILE's 88 eGeMAPS functionals per item (ser.data.smile): cold and cached
 
 Each timed call ends by reading every value of the result (a memory-mapped cache hit is otherwise free).
 Variants run interleaved (repeat 1 of every variant, then repeat 2, ...) and the table shows medians. By
@@ -46,7 +47,8 @@ from _common import (
 from omegaconf import DictConfig
 
 RESULT_PREFIX = "BENCH_JSON "
-GROUPS = ("decode", "torch", "librosa", "cuda", "handcrafted")
+GROUPS = ("decode", "torch", "librosa", "cuda", "handcrafted", "egemaps")
+SLOW = ("handcrafted", "egemaps")  # per-item feature sets: --handcrafted-repeats runs
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ JOBS = (
     Job("librosa-cached", "librosa", "cached", backend="librosa"),
     Job("handcrafted-cold", "handcrafted", "cold", kind="handcrafted"),
     Job("handcrafted-cached", "handcrafted", "cached", kind="handcrafted"),
+    Job("egemaps-cold", "egemaps", "cold", kind="egemaps"),
+    Job("egemaps-cached", "egemaps", "cached", kind="egemaps"),
 )
 JOB_BY_NAME = {job.name: job for job in JOBS}
 DESCRIPTIONS = {
@@ -81,6 +85,7 @@ DESCRIPTIONS = {
     "librosa": "logmel, librosa backend",
     "cuda": "logmel, torch front end on CUDA",
     "handcrafted": "handcrafted 193-vector (librosa)",
+    "egemaps": "eGeMAPS 88 functionals (openSMILE)",
 }
 
 
@@ -125,6 +130,10 @@ def warm_up(job: Job, cfg: DictConfig, device: str, first_path: str) -> None:
         librosa_features(wave, cfg.data.features, sr, "logmel")
     elif job.group == "handcrafted":
         handcrafted_features(wave, sr)
+    elif job.group == "egemaps":
+        from ser.data.smile import extractor, smile_vector
+
+        smile_vector(extractor("egemaps"), wave, sr)
 
 
 def device_features(waves: np.ndarray, cfg: DictConfig, device: str, batch: int = 64) -> np.ndarray:
@@ -209,11 +218,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add_data_args(parser)
     parser.add_argument(
         "--variants",
-        default="decode,torch,librosa,cuda,handcrafted",
+        default="decode,torch,librosa,cuda,handcrafted,egemaps",
         help=f"comma list of {', '.join(GROUPS)} (cuda runs only with --device cuda)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs of each variant (medians reported)")
-    parser.add_argument("--handcrafted-repeats", type=int, default=1, help="handcrafted is slow: fewer runs")
+    parser.add_argument(
+        "--handcrafted-repeats", type=int, default=1, help="handcrafted and egemaps are slow: fewer runs"
+    )
     parser.add_argument("--device", default="cpu", help="device of the `cuda` variant (cuda | cuda:N)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--in-process", action="store_true", help="no subprocesses (memory is cumulative)")
@@ -288,6 +299,7 @@ def compute_ratios(results: dict[str, list[dict]]) -> dict[str, float]:
         "torch_vs_librosa_speedup": (med("librosa-cold", "compute"), med("torch-cold", "compute")),
         "torch_vs_librosa_cold_total": (med("librosa-cold"), med("torch-cold")),
         "handcrafted_cached_speedup": (med("handcrafted-cold"), med("handcrafted-cached")),
+        "egemaps_cached_speedup": (med("egemaps-cold"), med("egemaps-cached")),
         "cuda_vs_cpu_features": (med("torch-cold", "compute"), med("cuda", "compute")),
     }
     for key, (num, den) in pairs.items():
@@ -319,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         for rep in range(max(args.repeats, args.handcrafted_repeats)):
             dirs: dict[str, str] = {}
             for job in jobs:
-                limit = args.handcrafted_repeats if job.group == "handcrafted" else args.repeats
+                limit = args.handcrafted_repeats if job.group in SLOW else args.repeats
                 if rep >= limit:
                     continue
                 if job.state == "cold" or job.cache_group not in dirs:

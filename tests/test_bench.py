@@ -78,7 +78,8 @@ def test_features_prints_positive_ratios(
     scripts: dict[str, ModuleType], capsys: pytest.CaptureFixture[str]
 ) -> None:
     features = scripts["features"]
-    args = [*TINY, "--limit=8", "--repeats=1", "--in-process", "--variants=decode,torch,librosa,handcrafted"]
+    variants = "--variants=decode,torch,librosa,handcrafted,egemaps"
+    args = [*TINY, "--limit=8", "--repeats=1", "--in-process", variants]
     returned = features.main(args)
     out = capsys.readouterr().out
     printed = ratios_from(out)
@@ -87,11 +88,13 @@ def test_features_prints_positive_ratios(
         "torch_vs_librosa_speedup",
         "torch_vs_librosa_cold_total",
         "handcrafted_cached_speedup",
+        "egemaps_cached_speedup",
     }
     assert set(printed) == expected
     assert all(value > 0 for value in printed.values()), printed
     assert set(returned) == expected
     assert "handcrafted 193-vector (librosa) [cached]" in out
+    assert "eGeMAPS 88 functionals (openSMILE) [cold]" in out
 
 
 def test_features_worker_reports_one_json_result(

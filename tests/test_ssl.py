@@ -405,7 +405,8 @@ def ray_session():
 
 def ssl_sweep(path: Path, encoder: Path, **sections) -> Path:
     import yaml
-    from test_sweep import TINY_FIXED
+
+    from tests.test_sweep import TINY_FIXED
 
     fixed = {**TINY_FIXED, "model.name": "ssl", "model.encoder": str(encoder), "model.hidden": 16}
     body = {"name": path.stem, "wandb": {"enabled": False}, "storage_path": str(path.parent / "out")}

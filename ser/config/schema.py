@@ -58,7 +58,9 @@ class AudioConfig:
 class FeatureConfig:
     """Features computed once per (files, settings) and cached on disk."""
 
-    kind: str = "auto"  # auto (from the model) | logmel | mfcc | handcrafted
+    # auto (from the model) | logmel | mfcc | handcrafted (193 librosa statistics) | egemaps | gemaps |
+    # compare (openSMILE functionals: 88, 62 and 6373 values per clip)
+    kind: str = "auto"
     n_mels: int = 64
     n_fft: int = 512
     hop_length: int = 320  # 20 ms frames at 16 kHz: half the compute of 10 ms; the tuned configs use it
@@ -178,6 +180,17 @@ class ModelConfig:
     encoder_lr_scale: float = 1.0  # finetune: the encoder learns at optim.lr times this, the head at optim.lr
     layer_lr_decay: float = 1.0  # finetune: layer k of L learns at lr * decay ** (L + 1 - k); 1 = off
     gradient_checkpointing: bool = False  # finetune: recompute the encoder's activations in backward
+    # Fusion of a CNN (emotion_detector, emotion_detector2, sentan, cnn_lstm) on log-mel/MFCC with a second
+    # view of each clip (ser.models.multiview): early (the CNN's pooled embedding concatenated with the view,
+    # one head) | late (the CNN and a head on the view, each trained on its own loss, probabilities averaged)
+    fusion: str = "none"
+    # the second view: openSMILE functionals, the 193 librosa statistics, or `encoder`: the frozen states of
+    # model.encoder (any encoder the ssl family loads), per-layer time means mixed by learned layer weights
+    fusion_view: str = "egemaps"
+    fusion_weight: float = 0.5  # late: the CNN's share of the averaged probabilities
+    # > 0: a speaker classifier on the CNN's pooled embedding behind a gradient reversal of this weight
+    # (domain-adversarial training, Ganin & Lempitsky 2015): the embedding learns to hide who is speaking
+    adversary_weight: float = 0.0
 
 
 @dataclass
@@ -350,7 +363,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.sampler": ("shuffle", "balanced"),
     "data.audio.crop": ("center", "start"),
     "data.audio.normalize": ("none", "peak", "rms"),
-    "data.features.kind": ("auto", "logmel", "mfcc", "handcrafted"),
+    "data.features.kind": ("auto", "logmel", "mfcc", "handcrafted", "egemaps", "gemaps", "compare"),
     "data.features.normalize": ("none", "utterance", "train", "speaker"),
     "model.name": tuple(MODEL_INPUTS),
     "model.pool": ("max", "avg"),
@@ -363,6 +376,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.ssl_mode": ("frozen", "finetune"),
     "model.ssl_pooling": ("mean", "stats", "attention"),
     "model.ssl_cache_dtype": ("float16", "float32"),
+    "model.fusion": ("none", "early", "late"),
+    "model.fusion_view": ("egemaps", "gemaps", "compare", "handcrafted", "encoder"),
     "optim.optimizer": ("adam", "adamw", "sgd"),
     "optim.schedule": ("constant", "tristage", "plateau", "cosine"),
     "trainer.accelerator": ("auto", "cpu", "gpu", "cuda", "mps"),

@@ -67,6 +67,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "model.ensemble": (1, 16, True),
     "model.encoder_lr_scale": (0, None, False),
     "model.layer_lr_decay": (0, 1, False),
+    "model.fusion_weight": (0, 1, True),
+    "model.adversary_weight": (0, None, True),
     "optim.lr": (0, None, True),
     "optim.beta1": (0, 1, True),
     "optim.beta2": (0, 1, True),
@@ -152,6 +154,7 @@ def validate(cfg: DictConfig) -> None:
     if MODEL_INPUTS.get(cfg.model.name) == "pretrained":
         _check_pretrained(cfg)
     _check_run_name(cfg.trainer.run_name)
+    _check_views(cfg)
     if str(cfg.trainer.devices) != "auto" and not str(cfg.trainer.devices).lstrip("-").isdigit():
         fail("trainer.devices", f"{cfg.trainer.devices!r} must be 'auto' or a number of devices")
 
@@ -266,6 +269,34 @@ def _check_pretrained(cfg: DictConfig) -> None:
                 f"{data.features.normalize!r} standardises cached features; a fine-tuned encoder takes "
                 "waveforms (its feature extractor normalises them): use none or utterance",
             )
+
+
+def _check_views(cfg: DictConfig) -> None:
+    """Fusion and the speaker adversary: a CNN on cached spectrograms, a second view it can read."""
+    model, aug = cfg.model, cfg.data.augment
+    fusion, adversary = str(model.fusion), float(model.adversary_weight) > 0
+    if not (fusion != "none" or adversary):
+        return
+    key = "model.fusion" if fusion != "none" else "model.adversary_weight"
+    family = MODEL_INPUTS.get(model.name)
+    if family == "vector" and fusion == "early" and not adversary:
+        pass  # svm / feature_mlp: the second view concatenated to the vector
+    elif family != "spectrogram":
+        what = "early fusion (model.fusion=early) works" if family == "vector" else "works"
+        fail(key, f"{what} on a CNN over log-mel/MFCC (emotion_detector, sentan, ...), not '{model.name}'")
+    if int(model.ensemble) > 1:
+        fail("model.ensemble", f"seed ensembles of a {key.split('.')[1]} model are not supported yet; use 1")
+    wave_augments = [k for k in ("noise_p", "shift_p", "speed_p", "pitch_p") if float(aug[k]) > 0]
+    if wave_augments:
+        fail(
+            f"data.augment.{wave_augments[0]}",
+            f"{key} trains on cached features (the views are computed once per clip); waveform "
+            "augmentation cannot reach them (use the feature augmentations: freq_warp_p, specaugment_p)",
+        )
+    if adversary and float(aug.mixup_alpha) > 0:
+        fail("data.augment.mixup_alpha", "mixup blends two speakers, so the speaker adversary has no label")
+    if fusion != "none" and model.fusion_view == "encoder" and not model.encoder:
+        fail("model.encoder", "model.fusion_view=encoder needs a frozen encoder (a local folder or file)")
 
 
 def _check_optim(optim: DictConfig) -> None:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ser.config.errors import writing_to
-from ser.data.features import KINDS, feature_shape, logmel_kwargs
+from ser.data.features import KINDS, SMILE_KINDS, feature_shape, logmel_kwargs
 from ser.data.paths import cache_root
 from ser.data.types import Skipped, Utterance
 
@@ -242,6 +242,10 @@ def _feature_settings(audio_cfg: Any, feat_cfg: Any, kind: str, backend: str) ->
     settings: dict[str, Any] = {"stage": "features", "kind": kind, "audio": _audio_settings(audio_cfg)}
     if kind == "handcrafted":
         return settings  # librosa defaults; the spectrogram settings do not apply
+    if kind in SMILE_KINDS:  # openSMILE's own front end; its release is part of what computed the numbers
+        from ser.data.smile import SETS, version
+
+        return {**settings, "opensmile": version(), "feature_set": SETS[kind][0]}
     spec = logmel_kwargs(feat_cfg, int(audio_cfg.sample_rate))
     spec.pop("sample_rate")
     if kind == "mfcc":
@@ -288,10 +292,12 @@ def load_features(
     progress: bool = True,
     backend: str = "torch",
 ) -> FeatureSet:
-    """Features of `kind` (logmel | mfcc | handcrafted) from the cached waveforms, cached on disk.
+    """Features of `kind` (logmel | mfcc | handcrafted | egemaps | gemaps | compare) from the cached
+    waveforms, cached on disk.
 
     logmel/mfcc: the torch front end in batches (`backend="torch"`) or librosa per item ("librosa", the
-    reference kept for benchmarks); handcrafted: librosa per item. Normalisation happens later.
+    reference kept for benchmarks); handcrafted: librosa per item; egemaps/gemaps/compare: openSMILE per
+    item (ser.data.smile). Normalisation happens later.
     """
     if kind not in KINDS:
         raise ValueError(
@@ -316,6 +322,13 @@ def load_features(
             x = _per_item(
                 waveset.waves, lambda w: handcrafted_features(w, sr), (193,), "handcrafted features", progress
             )
+        elif kind in SMILE_KINDS:
+            from ser.data.smile import extractor, smile_vector
+
+            smile = extractor(kind)
+            fn = lambda w: smile_vector(smile, w, sr)  # noqa: E731
+            shape = feature_shape(feat_cfg, kind, n)
+            x = _per_item(waveset.waves, fn, shape, f"{kind} (openSMILE)", progress)
         elif backend == "librosa":
             from ser.data.features import librosa_features
 

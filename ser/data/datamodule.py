@@ -23,9 +23,11 @@ from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from ser.config import ConfigError
 from ser.data.dataset import LabelledDataset, build_dataset
+from ser.data.features import VECTOR_KINDS
 from ser.data.folds import Fold, choose_held_out, group_folds, session_groups, speaker_folds, split_utterances
 from ser.data.normalize import standardize_groups
 from ser.data.types import CorpusError, Skipped
+from ser.data.views import Layout, needs_views
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,12 @@ def resolve_feature_kind(cfg: DictConfig) -> str:
         return "embeddings" if cfg.model.ssl_mode == "frozen" else "waveform"
     if kind == "auto":
         return "handcrafted" if wanted == "vector" else "logmel"
-    if (kind == "handcrafted") != (wanted == "vector"):
-        need = "handcrafted (193 values)" if wanted == "vector" else "logmel or mfcc (a spectrogram)"
+    if (kind in VECTOR_KINDS) != (wanted == "vector"):
+        need = (
+            "a vector per clip (handcrafted, egemaps, gemaps or compare)"
+            if wanted == "vector"
+            else "logmel or mfcc (a spectrogram)"
+        )
         raise ConfigError(
             f"invalid config key 'data.features.kind': model '{cfg.model.name}' takes {need}, got '{kind}'"
             " (use data.features.kind=auto)"
@@ -71,7 +77,9 @@ class PreparedData:
     """Everything fold-independent: rows, labels, speakers and the (memory-mapped) array."""
 
     labels: list[str]
-    kind: str  # logmel | mfcc | handcrafted | embeddings (a frozen encoder's states) | waveform (fine-tuning)
+    # logmel | mfcc | handcrafted | egemaps | gemaps | compare (openSMILE) | embeddings (a frozen encoder's
+    # states) | waveform (fine-tuning)
+    kind: str
     waveform_mode: bool  # rows are waveforms, featurised on the device by the model's frontend
     x: np.ndarray  # [N, 1, F, T] features, [N, D] vectors, or [N, samples] waveforms
     y: np.ndarray  # [N] int64 label indices
@@ -85,6 +93,7 @@ class PreparedData:
     from_cache: bool = False
     held_out: list[str] = field(default_factory=list)  # test speakers no fold sees (data.holdout)
     encoder: dict[str, Any] | None = None  # the ssl family's encoder (ser.data.embeddings.encoder_record)
+    layout: Layout | None = None  # several views packed per row (fusion, the speaker adversary)
 
     @property
     def n_classes(self) -> int:
@@ -105,16 +114,16 @@ def prepare_data(
 
     kind = resolve_feature_kind(cfg)
     waveform_mode = serves_waveforms(cfg, kind)
-    if waveform_mode and kind == "handcrafted":
+    if waveform_mode and kind in VECTOR_KINDS:
         raise ConfigError(
             "invalid config key 'data.augment': waveform augmentation (noise/shift/speed/pitch) needs a "
-            "spectrogram feature; the handcrafted vector is computed once and cannot be augmented"
+            f"spectrogram feature; the {kind} vector is computed once and cannot be augmented"
         )
-    if cfg.data.features.normalize == "speaker" and (waveform_mode or kind == "handcrafted"):
+    if cfg.data.features.normalize == "speaker" and waveform_mode:
         raise ConfigError(
             "invalid config key 'data.features.normalize': speaker normalisation standardises cached "
-            "log-mel/MFCC frames per speaker, so it cannot be combined with "
-            + ("waveform augmentation (noise/shift/speed/pitch)" if waveform_mode else "handcrafted vectors")
+            "features per speaker, so it cannot be combined with waveform augmentation "
+            "(noise/shift/speed/pitch)"
         )
     if kind != "waveform" or encoder is None:
         encoder = None
@@ -155,6 +164,12 @@ def prepare_data(
     speakers = [u.speaker for u in rows]
     if cfg.data.features.normalize == "speaker":  # fold-independent (no labels): once, for every split
         array = standardize_groups(array, speakers).numpy()
+    layout = None
+    if needs_views(cfg):  # fusion's second view and/or the adversary's speaker column, packed per row
+        from ser.data.views import pack
+
+        array, layout, view_seconds = pack(cfg, array, rows, speakers, progress=progress)
+        seconds += view_seconds
     genders = {u.speaker: u.gender for u in rows}
     unique = sorted(set(speakers))
     hold = cfg.data.holdout
@@ -181,6 +196,7 @@ def prepare_data(
         from_cache=loaded.from_cache,
         held_out=held_out,
         encoder=encoder,
+        layout=layout,
     )
 
 

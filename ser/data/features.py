@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-KINDS = ("logmel", "mfcc", "handcrafted")
+KINDS = ("logmel", "mfcc", "handcrafted", "egemaps", "gemaps", "compare")
+SMILE_KINDS = ("egemaps", "gemaps", "compare")  # openSMILE functionals (ser.data.smile)
+VECTOR_KINDS = ("handcrafted", *SMILE_KINDS)  # one fixed vector per clip
 HANDCRAFTED_DIM = 193
 # Order of the handcrafted vector (time-means of each librosa feature), the earlier projects' layout.
 HANDCRAFTED_LAYOUT = (
@@ -199,6 +201,10 @@ def feature_shape(feat_cfg: Any, kind: str, n_samples: int) -> tuple[int, ...]:
     """Shape of one item's features (no batch axis) for `n_samples`-long waveforms."""
     if kind == "handcrafted":
         return (HANDCRAFTED_DIM,)
+    if kind in SMILE_KINDS:
+        from ser.data.smile import dim
+
+        return (dim(kind),)
     frames = 1 + n_samples // int(feat_cfg.hop_length)
     if kind == "logmel":
         return (1, int(feat_cfg.n_mels), frames)

@@ -19,7 +19,8 @@ from ser.config import ConfigError, RootConfig, merge_into, validate
 from ser.config.errors import UserError
 from ser.models.pipeline import CKPT_KEY
 
-KINDS = ("logmel", "mfcc", "handcrafted", "embeddings", "waveform")  # what a checkpoint's rows are
+# what a checkpoint's rows are
+KINDS = ("logmel", "mfcc", "handcrafted", "egemaps", "gemaps", "compare", "embeddings", "waveform")
 
 
 class CheckpointError(UserError, ValueError):
@@ -174,8 +175,16 @@ def restore_classifier(ckpt: LoadedCheckpoint, cfg: DictConfig | None = None):
     encoder = ckpt.info.get("encoder")
     if encoder is not None:
         encoder = {**encoder, "pretrained": False}
+    layout = None
+    if ckpt.info.get("layout") is not None:
+        from ser.data.views import Layout
+
+        try:
+            layout = Layout.from_record(ckpt.info["layout"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{ckpt.path}: checkpoint metadata 'layout' is unreadable: {exc}") from None
     model, _ = build_classifier(
-        cfg, ckpt.row_shape, ckpt.labels, ckpt.kind, ckpt.waveform_mode, encoder=encoder
+        cfg, ckpt.row_shape, ckpt.labels, ckpt.kind, ckpt.waveform_mode, encoder=encoder, layout=layout
     )
     state = {k: v for k, v in ckpt.state_dict.items() if not k.startswith("_metrics")}
     try:

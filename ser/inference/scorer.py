@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ser.config.errors import UserError
+from ser.data.features import SMILE_KINDS
 from ser.data.normalize import SpeakerStats
 from ser.inference.checkpoint import CheckpointError, LoadedCheckpoint, read_checkpoint, restore_classifier
 
@@ -63,6 +64,11 @@ class Scorer:
             from ser.data.features import handcrafted_features
 
             return torch.from_numpy(np.stack([handcrafted_features(w, self.sample_rate) for w in windows]))
+        if self.checkpoint.kind in SMILE_KINDS:
+            from ser.data.smile import extractor, smile_vector
+
+            smile = extractor(self.checkpoint.kind)
+            return torch.from_numpy(np.stack([smile_vector(smile, w, self.sample_rate) for w in windows]))
         x = torch.from_numpy(windows)
         return self.featurize(x) if self.featurize is not None else x
 
@@ -96,6 +102,11 @@ class Scorer:
 
 def load_scorer(checkpoint_path: str | Path) -> Scorer:
     ckpt = read_checkpoint(checkpoint_path)
+    if ckpt.info.get("layout") is not None:
+        raise CheckpointError(
+            f"{ckpt.path}: a fusion / speaker-adversary model reads packed views of a corpus; score it with "
+            "`ser evaluate` (ser predict, live and serve take single-view models)"
+        )
     model = restore_classifier(ckpt)
     featurize = None
     if not ckpt.waveform_mode and ckpt.kind in ("logmel", "mfcc"):

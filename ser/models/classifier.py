@@ -177,19 +177,34 @@ class EmotionClassifier(L.LightningModule):
     def training_loss(
         self, logits: torch.Tensor, y: torch.Tensor, partner: torch.Tensor | None, lam: float
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The training objective from the network's logits on `training_inputs`."""
-        smoothing = self.optim_cfg.label_smoothing
-        if partner is not None:
-            ce = lam * self.data_loss(logits, y, smoothing)
-            if lam < 1.0:
-                ce = ce + (1.0 - lam) * self.data_loss(logits, partner, smoothing)
-        else:
-            ce = self.data_loss(logits, y, smoothing)
+        """The training objective from the network's logits on `training_inputs`.
+
+        A multi-view network (ser.models.multiview) may leave more in `training_terms()`: late fusion's
+        branch logits, each trained on its own cross-entropy (their sum replaces the fused one), and the
+        speaker adversary's logits and labels, whose cross-entropy is added (its gradient reaches the
+        embedding reversed and weighted)."""
+        terms = self.net.training_terms() if hasattr(self.net, "training_terms") else {}
+        ce = sum(self._mixed_ce(branch, y, partner, lam) for branch in terms.get("branches", [logits]))
         parts = {"ce": ce, "logits": logits, "y": y}
+        if "adversary" in terms:
+            speaker_logits, speakers = terms["adversary"]
+            parts["adversary"] = F.cross_entropy(speaker_logits, speakers)
+            ce = ce + parts["adversary"]
         if self.optim_cfg.l2 > 0:
             parts["l2_penalty"] = self.optim_cfg.l2 * self.l2_penalty()
             return ce + parts["l2_penalty"], parts
         return ce, parts
+
+    def _mixed_ce(
+        self, logits: torch.Tensor, y: torch.Tensor, partner: torch.Tensor | None, lam: float
+    ) -> torch.Tensor:
+        smoothing = self.optim_cfg.label_smoothing
+        if partner is None:
+            return self.data_loss(logits, y, smoothing)
+        ce = lam * self.data_loss(logits, y, smoothing)
+        if lam < 1.0:
+            ce = ce + (1.0 - lam) * self.data_loss(logits, partner, smoothing)
+        return ce
 
     # ---- steps -----------------------------------------------------------------------------------
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -203,6 +218,8 @@ class EmotionClassifier(L.LightningModule):
         self._update("train", parts["ce"].detach(), parts["logits"].detach(), parts["y"])
         if "l2_penalty" in parts:
             self.log("train/l2_penalty", parts["l2_penalty"].detach(), on_step=False, on_epoch=True)
+        if "adversary" in parts:  # the speaker classifier's loss: near log(speakers) when it is fooled
+            self.log("train/adversary_loss", parts["adversary"].detach(), on_step=False, on_epoch=True)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from ser.config import ConfigError
 from ser.data.features import Deltas
 from ser.data.normalize import FeatureNormalizer
+from ser.data.views import SPECTROGRAM, Layout
 from ser.models.dropout import seed_dropout
 from ser.models.registry import build_model
 
@@ -70,19 +71,24 @@ def build_classifier(
     class_weights: torch.Tensor | None = None,
     seed: int | None = None,
     encoder: dict | None = None,
+    layout: Layout | None = None,
     net: NetSource | None = None,
 ):
     """Network + frontend (featurise if rows are waveforms, then normalise) + train-only augmentation.
 
     `train_rows` (the TRAIN split only) fits `normalize=train` statistics; predict/evaluate pass None and
     load the fitted statistics from the checkpoint instead. `encoder` describes a pretrained encoder for
-    the ssl family (ser.data.embeddings.encoder_record). `net` replaces the registry's network with the
+    the ssl family (ser.data.embeddings.encoder_record). `layout`: rows pack several views
+    (ser.data.views: fusion, the speaker adversary); the spectrogram pipeline below is built for the
+    spectrogram part and wrapped by ser.models.multiview. `net` replaces the registry's network with the
     caller's own (an nn.Module, or a function of (feature_shape, n_classes) that builds one): the Python
     API's way to train a user's architecture with everything else unchanged.
     """
     from ser.data.augment import build_mixup, build_spec_augment, build_wave_augment
     from ser.models.classifier import EmotionClassifier
 
+    if layout is not None and not layout.has(SPECTROGRAM):  # svm / feature_mlp: the views as one vector
+        layout = None
     stages: list[torch.nn.Module] = []
     if kind == "embeddings":  # float16 cached states: normalise and augment in float32
         stages.append(ToFloat())
@@ -95,8 +101,11 @@ def build_classifier(
         with torch.no_grad():
             feature_shape = tuple(featurize(torch.zeros(1, row_shape[0])).shape[1:])
     else:
-        feature_shape = tuple(row_shape)
+        feature_shape = tuple(layout.shape(SPECTROGRAM) if layout is not None else row_shape)
     normalizer = FeatureNormalizer(cfg.data.features.normalize, feature_shape)
+    packed_rows = train_rows
+    if train_rows is not None and layout is not None:
+        train_rows = layout.split(train_rows)[SPECTROGRAM]
     if train_rows is not None and cfg.data.features.normalize == "train":
         if waveform_mode:
             with torch.no_grad():
@@ -120,23 +129,30 @@ def build_classifier(
         net = net(feature_shape, len(labels))
         if not isinstance(net, torch.nn.Module):
             raise TypeError(f"the network factory returned {type(net).__name__}, not a torch.nn.Module")
-    net = seed_dropout(net, generator)
-    if cfg.trainer.channels_last and len(feature_shape) == 3:
-        net = net.to(memory_format=torch.channels_last)
-    if cfg.trainer.compile:
-        net = torch.compile(net)
     spec_augment = None
     if len(feature_shape) == 3:
         spec_augment = build_spec_augment(
             cfg.data.augment, generator=generator, bin_freqs=feature_bin_freqs(cfg, kind)
         )
+    frontend = torch.nn.Sequential(*stages)
+    if layout is not None:
+        from ser.models.multiview import wrap
+
+        frontend, spec_augment, net = wrap(
+            cfg, layout, feature_shape, frontend, spec_augment, net, len(labels), packed_rows
+        )
+    net = seed_dropout(net, generator)
+    if cfg.trainer.channels_last and len(feature_shape) == 3:
+        net = net.to(memory_format=torch.channels_last)
+    if cfg.trainer.compile:
+        net = torch.compile(net)
     model = EmotionClassifier(
         net=net,
         n_classes=len(labels),
         optim=OmegaConf.to_container(cfg.optim),
         labels=list(labels),
         class_weights=class_weights,
-        frontend=torch.nn.Sequential(*stages),
+        frontend=frontend,
         spec_augment=spec_augment,
         wave_augment=wave_augment,
         mixup=build_mixup(cfg.data.augment, generator=generator),

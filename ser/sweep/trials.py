@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from ser.config import MODEL_INPUTS, RootConfig, merge_into
 from ser.data.datamodule import PreparedData, prepare_data, resolve_feature_kind, serves_waveforms
 from ser.data.folds import parse_fold
+from ser.data.views import needs_views
 from ser.sweep.spec import apply_params
 from ser.training.fit import fold_metrics
 from ser.training.result import FoldResult, write_metrics
@@ -74,6 +75,12 @@ def prepared_key(cfg: DictConfig) -> str:
         from ser.data.embeddings import encoder_settings
 
         settings["encoder"] = encoder_settings(cfg)
+    if needs_views(cfg):  # packed rows: fusion's second view (early and late share it), the speaker column
+        fused = cfg.model.fusion != "none"
+        views = {"view": cfg.model.fusion_view if fused else None, "speaker": cfg.model.adversary_weight > 0}
+        if fused and cfg.model.fusion_view == "encoder":
+            views["encoder"] = [cfg.model.encoder, cfg.model.encoder_revision, cfg.model.ssl_cache_dtype]
+        settings["views"] = views
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
     kind = resolve_feature_kind(cfg)
     mode = "wave" if serves_waveforms(cfg, kind) else "features"

@@ -63,12 +63,18 @@ def build_fold_model(
             prepared.labels,
             prepared.kind,
             prepared.waveform_mode,
-            train_rows=dm.train_rows() if cfg.data.features.normalize == "train" else None,
+            train_rows=dm.train_rows() if needs_train_rows(cfg, prepared) else None,
             class_weights=dm.class_weights() if cfg.data.class_weights else None,
             seed=seed,
             encoder=prepared.encoder,
+            layout=prepared.layout,
             net=net,
         )
+
+
+def needs_train_rows(cfg: DictConfig, prepared: PreparedData) -> bool:
+    """Training-split statistics to fit: normalize=train, or a fusion view not standardised per speaker."""
+    return cfg.data.features.normalize == "train" or prepared.layout is not None
 
 
 def checkpoint_info(
@@ -87,6 +93,8 @@ def checkpoint_info(
     }
     if prepared.encoder is not None:  # the ssl family: which encoder (id, revision, identity, settings)
         info["encoder"] = prepared.encoder
+    if prepared.layout is not None:  # packed views (fusion, the speaker adversary)
+        info["layout"] = prepared.layout.to_record()
     return info
 
 

@@ -93,6 +93,8 @@ def fused_refusal(cfg: DictConfig) -> str | None:
             "models of one process cannot each draw what they would alone (model.lstm_layers=1 or "
             "model.dropout=none|classifier fuses)"
         )
+    if str(cfg.model.get("fusion", "none")) != "none" or float(cfg.model.get("adversary_weight", 0)) > 0:
+        return "model.fusion / model.adversary_weight (multi-view networks have no fused form)"
     if int(cfg.model.get("ensemble", 1)) > 1:
         return "model.ensemble > 1 (each fold's members train fused by seed instead, see model.ensemble)"
     if str(cfg.trainer.precision) != "32-true":
