@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from ser.config import ConfigError
+from ser.extras import install_hint
 
 KINDS = ("yamnet", "efficientat")
 RATES = {"yamnet": 16000, "efficientat": 32000}
 FORMATS = {"yamnet": (".tflite", ".h5"), "efficientat": (".pt", ".pth")}
 SIGNATURES = {b"TFL3": "tflite", b"\x89HDF\r\n\x1a\n": "h5", b"PK\x03\x04": "pt"}
-INSTALL_HINT = 'pip install "ser[audioset]"'
+INSTALL_HINT = install_hint("audioset")
 
 
 def encoder_error(problem: str) -> ConfigError:

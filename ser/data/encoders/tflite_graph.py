@@ -1,9 +1,9 @@
 """A TFLite flatbuffer as a plain list of operators with their constant inputs as float32 numpy arrays.
 
-Parsed with the maintained `tflite` package (the flatbuffer schema's generated reader; optional extra
-`ser[audioset]`) rather than run with LiteRT: ser needs the weights, not an interpreter, so it can rebuild the
-network in PyTorch (to train it, batch it, run it on a GPU) and the LiteRT wheel is needed only by the check
-script (bench/audioset_check.py) that compares the two. Quantised constants (int8 / uint8 / int16 / int32 with
+Parsed with the maintained `tflite` package (the flatbuffer schema's generated reader; the `audioset`
+extra) rather than run with LiteRT: ser needs the weights, not an interpreter, so it can rebuild the network
+in PyTorch (to train it, batch it, run it on a GPU); only the check script (bench/audioset_check.py), which
+compares the two, needs the LiteRT wheel. Quantised constants (int8 / uint8 / int16 / int32 with
 per-tensor or per-channel scales) are dequantised: w = (q - zero_point) * scale along the quantised axis.
 """
 
@@ -46,10 +46,11 @@ def require_tflite():
         import tflite
     except ImportError:
         from ser.config import ConfigError
+        from ser.extras import install_hint
 
         raise ConfigError(
             "invalid config key 'model.encoder': reading a .tflite file needs the optional extra: "
-            'pip install "ser[audioset]" (the tflite flatbuffer parser)'
+            f"{install_hint('audioset')} (the tflite flatbuffer parser)"
         ) from None
     return tflite
 
