@@ -42,6 +42,7 @@ class SweepView:
     wide: set[str] = field(default_factory=set)  # plots much wider than tall: shown across two columns
     missing: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    conclusions: dict[str, Any] = field(default_factory=dict)  # stats.json: tied group, effects, importance
 
     @property
     def numeric_columns(self) -> set[str]:
@@ -67,6 +68,7 @@ class SweepView:
             "wide": sorted(self.wide),
             "missing": self.missing,
             "problems": self.problems,
+            "conclusions": self.conclusions,
         }
 
 
@@ -146,11 +148,20 @@ def read_sweep(root: str | Path) -> SweepView:
     plots = [(p, c) for p, c in PLOTS_BEFORE if (root / p).is_file()]
     for path in sorted(root.glob("metric_vs_*.png")):
         plots.append((path.name, f"{meta.get('metric') or 'metric'} vs {path.stem[len('metric_vs_') :]}"))
+    for path in sorted(root.glob("effect_*.png")):
+        plots.append((path.name, f"effect of {path.stem[len('effect_') :]}: mean and interval per value"))
     plots += [(p, c) for p, c in PLOTS_AFTER if (root / p).is_file()]
     for p, _ in PLOTS_BEFORE + PLOTS_AFTER:
         if not (root / p).is_file():
             missing.append(p)
     wide = {p for p, _ in plots if (size := png_size(root / p)) and size[0] > 1.6 * size[1]}
+    conclusions = read_conclusions(root, problems)
+    best_index = best_row(rows, column, meta.get("mode"))
+    chosen = conclusions.get("best")  # the confirmation stage may choose another trial than the top score
+    if chosen is not None:
+        best_index = next(
+            (i for i, r in enumerate(rows) if str(r.get("trial_id")) == str(chosen)), best_index
+        )
     return SweepView(
         root=root,
         wide=wide,
@@ -158,12 +169,28 @@ def read_sweep(root: str | Path) -> SweepView:
         columns=columns,
         rows=rows,
         metric_column=column,
-        best_index=best_row(rows, column, meta.get("mode")),
+        best_index=best_index,
+        conclusions=conclusions,
         best_config=best_config,
         plots=plots,
         missing=missing,
         problems=problems,
     )
+
+
+def read_conclusions(root: Path, problems: list[str]) -> dict[str, Any]:
+    """stats.json (ser.sweep.results.write_conclusions), or {} when the sweep has none."""
+    if not (root / "stats.json").is_file():
+        return {}
+    try:
+        loaded = json.loads((root / "stats.json").read_text())
+    except (OSError, ValueError) as exc:
+        problems.append(f"stats.json: unreadable ({exc})")
+        return {}
+    if not isinstance(loaded, dict):
+        return {}
+    loaded.pop("trials", None)  # per-trial values are the leaderboard's columns already
+    return loaded
 
 
 def png_size(path: Path) -> tuple[int, int] | None:

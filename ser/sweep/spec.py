@@ -168,6 +168,11 @@ def _check_sweep(sweep: DictConfig, path: Path) -> None:
         ("max_concurrent_trials", sweep.max_concurrent_trials >= 0, ">= 0 (0: as resources allow)"),
         ("keep_checkpoints", sweep.keep_checkpoints >= 1, ">= 1"),
         ("searcher.n_startup_trials", sweep.searcher.n_startup_trials >= 0, ">= 0"),
+        ("rung_ema", 0 < sweep.rung_ema <= 1, "in (0, 1] (the newest epoch's weight)"),
+        ("confirm.top_k", sweep.confirm.top_k >= 0, ">= 0 (0: no confirmation stage)"),
+        ("confirm.seeds", sweep.confirm.seeds >= 1, ">= 1 (new seeds per confirmed config)"),
+        ("stats.rope", 0 <= sweep.stats.rope < 1, "in [0, 1) (a difference of the metric)"),
+        ("stats.level", 0 < sweep.stats.level < 1, "in (0, 1)"),
     ]
     for key, ok, want in checks:
         if not ok:
