@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ser.sweep.schedulers import RUNG_METRICS, rung_score  # noqa: E402
 
 
-def curves(root: Path, metric: str) -> tuple[list[list[float]], list[list[float]]]:
-    """(fold-mean curve per trial, every fold's curve) from the trials' result.json."""
-    means, folds = [], []
+def curves(root: Path, metric: str) -> tuple[list[list[float]], list[list[float]], list[list[list[float]]]]:
+    """(fold-mean curve per trial, every fold's curve, the fold curves grouped by trial) from result.json."""
+    means, folds, grouped = [], [], []
     for result in sorted(root.glob("*/result.json")):
         rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
         rows = sorted(
@@ -35,8 +35,10 @@ def curves(root: Path, metric: str) -> tuple[list[list[float]], list[list[float]
             continue
         means.append([float(r[metric]) for r in rows])
         keys = sorted(k for k in rows[0] if k.startswith("fold") and k.endswith(f"/{metric}"))
-        folds += [[float(r[k]) for r in rows if k in r] for k in keys]
-    return means, folds
+        mine = [[float(r[k]) for r in rows if k in r] for k in keys]
+        folds += mine
+        grouped.append(mine)
+    return means, folds, grouped
 
 
 def agreement(curves_: list[list[float]], rung: int, how: str, alpha: float, length: int) -> float | None:
@@ -47,7 +49,7 @@ def agreement(curves_: list[list[float]], rung: int, how: str, alpha: float, len
     at_rung = [rung_score(c[:rung], how, "max", alpha) for c in usable]
     final = [max(c) for c in usable]
     rho = spearmanr(at_rung, final).statistic
-    return float(rho)
+    return None if rho != rho else float(rho)  # constant scores (a trial at chance): undefined
 
 
 def main() -> int:
@@ -59,7 +61,7 @@ def main() -> int:
     )
     parser.add_argument("--alpha", type=float, default=0.5, help="ema: weight of the newest epoch")
     args = parser.parse_args()
-    means, folds = curves(Path(args.results_dir), args.metric)
+    means, folds, grouped = curves(Path(args.results_dir), args.metric)
     length = min((len(c) for c in means), default=0)
     if length < 2:
         print("need at least 2 epochs per trial", file=sys.stderr)
@@ -68,15 +70,26 @@ def main() -> int:
         {max(1, length // 3), max(1, 2 * length // 3)}
     )
     print(f"{len(means)} trials, {len(folds)} fold curves, {length} epochs each (final = best of {length})")
-    print(f"{'rung':>5} {'metric':>6} {'rho trials':>11} {'rho folds':>10}")
+    print(f"{'rung':>5} {'metric':>6} {'rho trials':>11} {'rho folds':>10} {'rho within trials':>18}")
     out = []
     for rung in rungs:
         for how in RUNG_METRICS:
             trials = agreement(means, rung, how, args.alpha, length)
             per_fold = agreement(folds, rung, how, args.alpha, length)
-            out.append({"rung": rung, "metric": how, "rho_trials": trials, "rho_folds": per_fold})
+            inside = [agreement(g, rung, how, args.alpha, length) for g in grouped]
+            inside = [v for v in inside if v is not None]
+            within = sum(inside) / len(inside) if inside else None  # mean over trials of the folds' rho
+            out.append(
+                {
+                    "rung": rung,
+                    "metric": how,
+                    "rho_trials": trials,
+                    "rho_folds": per_fold,
+                    "rho_within": within,
+                }
+            )
             fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
-            print(f"{rung:>5} {how:>6} {fmt(trials):>11} {fmt(per_fold):>10}")
+            print(f"{rung:>5} {how:>6} {fmt(trials):>11} {fmt(per_fold):>10} {fmt(within):>18}")
     print(json.dumps({"trials": len(means), "fold_curves": len(folds), "epochs": length, "rows": out}))
     return 0
 

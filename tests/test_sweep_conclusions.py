@@ -248,3 +248,38 @@ def test_effects_per_value_average_fold_by_fold_and_importance_ranks_the_key_tha
         "effect_model.depth.png",
         "effect_optim.lr.png",
     ]
+
+
+def test_sweep_report_cli_prints_the_conclusions_and_refuses_a_wrong_folder(tmp_path: Path, capsys) -> None:
+    from ser.cli import main
+
+    assert main(["sweep", "report", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ser sweep report: error:") and "nowhere" in err[0]
+    payload = {
+        "metric": "val/uar",
+        "best": "t1",
+        "chosen_by": "confirmation (mean of top 2 configs x 1 new seeds)",
+        "comparison": {
+            "reference": "t0",
+            "tied": ["t0", "t1"],
+            "rope": 0.01,
+            "level": 0.95,
+            "comparison": "correlated Bayesian t-test",
+        },
+        "effects": {
+            "model.depth": {
+                "sampler": "grid",
+                "grouped": True,
+                "points": [{"value": 3, "trials": 2, "mean": 0.55, "low": 0.5, "high": 0.6}],
+            }
+        },
+        "importance": {"model.depth": 1.0},
+        "rung_noise": [{"rung": 4, "stopped": 2, "survivors": 1, "within_noise": 1}],
+        "rung_metric": "ema",
+    }
+    (tmp_path / "stats.json").write_text(json.dumps(payload))
+    assert main(["sweep", "report", str(tmp_path), "--no-rebuild"]) == 0
+    out = capsys.readouterr().out
+    assert "tied with #1 (t0): 2 trial(s)" in out and "chosen by confirmation" in out
+    assert "0.500 - 0.600" in out and "fANOVA" in out and "within noise" in out
