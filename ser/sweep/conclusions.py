@@ -86,7 +86,7 @@ def add_statistics(
         scores = row["fold_scores"]
         row.update(mean=None, sd=None, ci_low=None, ci_high=None, p_better=None, p_worse=None, tied=None)
         if len(scores) >= 2:
-            interval = stats.t_interval(scores, level, ratio)
+            interval = stats.t_interval(scores, level, ratio, bounds=(0.0, 1.0) if mode == "max" else None)
         elif len(scores) == 1 and (pred := _val_predictions(row)) is not None:
             interval = stats.speaker_bootstrap(pred.y, pred.pred, pred.speakers, level)
         elif scores:

@@ -98,6 +98,7 @@ def summarize_confirmation(plan, rows, out_dir: Path, trained: int, seconds: flo
     level, mode = float(plan.sweep.stats.level), str(plan.sweep.mode)
     top = candidates(rows, int(plan.sweep.confirm.top_k))
     ratio = next((r["ratio"] for r in rows if r.get("ratio")), 0.25)
+    bounds = (0.0, 1.0) if mode == "max" else None  # UA, WA, F1 are fractions; a loss is not
     entries = []
     for rank, row in enumerate(top, 1):
         runs = sorted((out_dir / CONFIRM_DIR / str(row["trial_id"])).glob("seed_*"))
@@ -113,9 +114,9 @@ def summarize_confirmation(plan, rows, out_dir: Path, trained: int, seconds: flo
         if per_seed and len({len(s) for s in per_seed}) == 1:
             folds = [sum(v) / len(v) for v in zip(*per_seed)]  # per fold, the mean over the new seeds
             interval = (
-                stats.t_interval(folds, level, ratio)
+                stats.t_interval(folds, level, ratio, bounds=bounds)
                 if len(folds) >= 2
-                else stats.t_interval([s[0] for s in per_seed], level)
+                else stats.t_interval([s[0] for s in per_seed], level, bounds=bounds)
             )
             entry.update(
                 confirm_mean=interval.mean,

@@ -69,9 +69,9 @@ def _group_point(value: Any, members: list[dict[str, Any]], level: float, ratio:
     lengths = {len(r.get("fold_scores") or []) for r in members}
     if len(lengths) == 1 and lengths.pop() >= 2:  # fold by fold over the group's trials
         per_fold = np.mean([r["fold_scores"] for r in members], axis=0)
-        interval = stats.t_interval(per_fold, level, ratio)
+        interval = stats.t_interval(per_fold, level, ratio, bounds=_bounds(members))
     elif len(members) >= 2:  # single-fold trials: over the trials
-        interval = stats.t_interval([_score(r) for r in members], level)
+        interval = stats.t_interval([_score(r) for r in members], level, bounds=_bounds(members))
     else:
         r = members[0]
         interval = stats.Interval(_score(r), r.get("sd"), r.get("ci_low"), r.get("ci_high"), 1, level, "")
@@ -82,6 +82,12 @@ def _group_point(value: Any, members: list[dict[str, Any]], level: float, ratio:
         "low": interval.low,
         "high": interval.high,
     }
+
+
+def _bounds(members: list[dict[str, Any]]) -> tuple[float, float] | None:
+    """(0, 1) when every score is a fraction (UA, WA, F1): intervals clipped to what the metric can take."""
+    values = [v for r in members for v in (r.get("fold_scores") or [_score(r)]) if v is not None]
+    return (0.0, 1.0) if values and all(0 <= v <= 1 for v in values) else None
 
 
 def _distribution(sampler: str, args: Any):

@@ -34,7 +34,8 @@ def conclusion_lines(summary: dict[str, Any], plan: Any = None) -> list[str]:
         tied = comparison.get("tied") or []
         level = comparison.get("level", 0.95)
         lines.append(
-            f"tied with #1 ({comparison['reference']}): {len(tied)} trial(s) not worse than it by more than "
+            f"tied with #1 ({comparison['reference']}): {len(tied)} trial(s), #1 included, not worse than it "
+            f"by more than "
             f"{comparison.get('rope', 0):.3f} with probability {level:.0%} ({comparison.get('comparison')})"
         )
         if comparison.get("note"):

@@ -363,8 +363,8 @@ def top_table(rows: Sequence[dict[str, Any]], keys: Sequence[str], metric: str, 
     from rich.table import Table
 
     table = Table(
-        title=f"top trials by best {metric} (validation); mean±sd and CI over folds, P>1: P(better than "
-        "#1), tie '=': not distinguishable from #1",
+        title=f"top trials by best {metric} (validation); mean±sd, CI over folds; P>#1: P(better than "
+        "#1), '=': tied with #1; conf/best: chosen by confirmation/search",
         pad_edge=False,
         collapse_padding=True,
     )
@@ -375,8 +375,7 @@ def top_table(rows: Sequence[dict[str, Any]], keys: Sequence[str], metric: str, 
         "best",
         "mean±sd",
         "95% CI",
-        "P>1",
-        "tie",
+        "P>#1",
         "ep",
         *[k.split(".")[-1][:10] for k in keys],
         "s",
@@ -405,14 +404,14 @@ def top_table(rows: Sequence[dict[str, Any]], keys: Sequence[str], metric: str, 
 def stats_cells(r: dict[str, Any]) -> list[str]:
     """mean ± sd over folds, the interval, P(better than the best), tied with the best (console table)."""
     mean, sd = r.get("mean"), r.get("sd")
-    spread = "" if mean is None else (f"{mean:.3f}" if sd is None else f"{mean:.3f}±{sd:.3f}")
+    spread = "" if mean is None else (f"{mean:.2f}" if sd is None else f"{mean:.2f}±{sd:.2f}")
     low, high = r.get("ci_low"), r.get("ci_high")
     ci = "" if low is None or high is None else f"{low:.2f}-{high:.2f}"
     p = r.get("p_better")
-    tied = {True: "=", False: "", None: ""}[r.get("tied")]
+    cell = "" if p is None else f"{p:.2f}" + ("=" if r.get("tied") else "")
     if r.get("chosen_by"):
-        tied = "best" if not str(r.get("chosen_by")).startswith("confirmation") else "conf"
-    return [spread, ci, "" if p is None else f"{p:.2f}", tied]
+        cell = "conf" if str(r.get("chosen_by")).startswith("confirmation") else "best"
+    return [spread, ci, cell]
 
 
 def _short(value: Any) -> str:

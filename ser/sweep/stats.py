@@ -75,8 +75,14 @@ def fold_size_ratio(sizes: Sequence[Mapping[str, int]], split: str = "val") -> f
     return float(np.mean(ratios)) if ratios else 0.0
 
 
-def t_interval(scores: Sequence[float], level: float = DEFAULT_LEVEL, ratio: float = 0.0) -> Interval:
-    """mean +- t_{n-1}((1+level)/2) sd sqrt(1/n + ratio); ratio 0 is the textbook t-interval."""
+def t_interval(
+    scores: Sequence[float],
+    level: float = DEFAULT_LEVEL,
+    ratio: float = 0.0,
+    bounds: tuple[float, float] | None = None,
+) -> Interval:
+    """mean +- t_{n-1}((1+level)/2) sd sqrt(1/n + ratio); ratio 0 is the textbook t-interval. `bounds`
+    (e.g. (0, 1) for a UA) clips the interval to the values the metric can take."""
     values = _values(scores)
     n = values.size
     mean = float(values.mean())
@@ -85,7 +91,10 @@ def t_interval(scores: Sequence[float], level: float = DEFAULT_LEVEL, ratio: flo
     sd = float(values.std(ddof=1))
     half = float(st.t.ppf((1 + level) / 2, n - 1)) * sd * math.sqrt(1 / n + ratio)
     method = "t over folds, Nadeau-Bengio corrected" if ratio > 0 else "t over folds"
-    return Interval(mean, sd, mean - half, mean + half, n, level, method)
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(bounds[0], low), min(bounds[1], high)
+    return Interval(mean, sd, low, high, n, level, method)
 
 
 def compare(
