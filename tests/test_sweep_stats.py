@@ -35,6 +35,8 @@ def test_t_interval_by_hand():
     assert nb.high - nb.mean == pytest.approx(t975 * sd * math.sqrt(1 / 6 + 0.25))
     assert nb.high - nb.low > got.high - got.low
     assert t_interval([0.5]).low is None  # one fold: no interval, not a zero-width one
+    clipped = t_interval([0.0, 0.9], bounds=(0.0, 1.0))  # a UA interval stays within [0, 1]
+    assert (clipped.low, clipped.high) == (0.0, 1.0) and clipped.mean == pytest.approx(0.45)
 
 
 def test_correlated_t_test_by_nadeau_bengio_formula():

@@ -451,7 +451,8 @@ def run_sweep(
         summary = summarize_sweep(result_grid, plan, exp_dir, show_test=show_test)
     info = {
         "name": plan.sweep.name,
-        "source": str(plan.source) if plan.source else None,
+        "source": str(plan.source.resolve()) if plan.source else None,
+        "overrides": list(plan.overrides),
         "metric": plan.sweep.metric,
         "mode": plan.sweep.mode,
         "searched_keys": summary["keys"],

@@ -47,6 +47,7 @@ class SweepPlan:
     base: DictConfig  # RootConfig with base files + fixed + user overrides applied
     space: dict[str, tuple[str, Any]] = field(default_factory=dict)  # flat key -> (sampler, args)
     source: Path | None = None
+    overrides: list[str] = field(default_factory=list)  # as given on the command line (sweep.json keeps them)
 
     @property
     def searched_keys(self) -> list[str]:
@@ -226,7 +227,7 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
             f"invalid config key 'model.ensemble' in {path}: ensembles are for final runs (ser fit, "
             "ser holdout), not sweep trials (their members train one after another); sweep the single model"
         )
-    return SweepPlan(sweep=sweep, base=base, space=space, source=path)
+    return SweepPlan(sweep=sweep, base=base, space=space, source=path, overrides=list(overrides))
 
 
 GRID_POINT = "grid_point"  # a trial's values of every `grid` key, as one point of the shuffled grid
