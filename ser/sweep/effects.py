@@ -36,7 +36,7 @@ def key_effects(
         scored = [r for r in rows if r.get(key) not in (None, "") and _score(r) is not None]
         sampler = samplers.get(key, "choice")
         values = {str(r[key]) for r in scored}
-        grouped = sampler not in CONTINUOUS or len(values) <= 6
+        grouped = sampler not in CONTINUOUS or len(values) <= len(scored) / 2  # values that repeat
         points = []
         if grouped:
             for value in _ordered({str(r[key]): r[key] for r in scored}):

@@ -71,7 +71,8 @@ def tables(payload: dict[str, Any]) -> list[Any]:
             table.add_column(column, justify="right")
         for p in effect.get("points", []):
             interval = "" if p.get("low") is None else f"{p['low']:.3f} - {p['high']:.3f}"
-            table.add_row(str(p["value"]), str(p["trials"]), f"{p['mean']:.3f}", interval)
+            value = f"{p['value']:.3g}" if isinstance(p["value"], float) else str(p["value"])
+            table.add_row(value, str(p["trials"]), f"{p['mean']:.3f}", interval)
         out.append(table)
     weights = payload.get("importance")
     table = Table(title="hyperparameter importance (fANOVA over completed trials)", pad_edge=False)
