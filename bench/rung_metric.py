@@ -60,8 +60,14 @@ def main() -> int:
         "--rungs", default="", help="comma-separated rung epochs (default: 1/3 and 2/3 of the curve)"
     )
     parser.add_argument("--alpha", type=float, default=0.5, help="ema: weight of the newest epoch")
+    parser.add_argument("--full", action="store_true", help="only the trials with the longest (whole) curve")
     args = parser.parse_args()
     means, folds, grouped = curves(Path(args.results_dir), args.metric)
+    if args.full and means:
+        longest = max(len(c) for c in means)
+        keep = [i for i, c in enumerate(means) if len(c) == longest]
+        means, grouped = [means[i] for i in keep], [grouped[i] for i in keep]
+        folds = [c for g in grouped for c in g]
     length = min((len(c) for c in means), default=0)
     if length < 2:
         print("need at least 2 epochs per trial", file=sys.stderr)
