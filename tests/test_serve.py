@@ -461,3 +461,65 @@ def test_serve_binds_before_printing_and_a_busy_port_is_one_line(capsys) -> None
     sock = bind("127.0.0.1", 0)
     assert sock.getsockname()[1] > 0
     sock.close()
+
+
+def test_sweep_page_shows_the_conclusions(scorer, sweep_dir: Path, scratch: Path) -> None:
+    stats = {
+        "best": "t0001",
+        "chosen_by": "confirmation (mean of top 2 configs x 2 new seeds)",
+        "comparison": {
+            "reference": "t0002",
+            "tied": ["t0002", "t0001"],
+            "rope": 0.01,
+            "level": 0.95,
+            "comparison": "correlated Bayesian t-test over shared folds",
+        },
+        "confirmation": {
+            "top_k": 2,
+            "seeds": 2,
+            "order_changed": True,
+            "trials": [
+                {
+                    "trial_id": "t0002",
+                    "search_rank": 1,
+                    "search_mean": 0.71,
+                    "confirm_rank": 2,
+                    "confirm_mean": 0.58,
+                    "confirm_low": 0.5,
+                    "confirm_high": 0.66,
+                    "seeds": 2,
+                },
+                {
+                    "trial_id": "t0001",
+                    "search_rank": 2,
+                    "search_mean": 0.64,
+                    "confirm_rank": 1,
+                    "confirm_mean": 0.61,
+                    "confirm_low": 0.55,
+                    "confirm_high": 0.67,
+                    "seeds": 2,
+                },
+            ],
+        },
+        "effects": {
+            "model.depth": {
+                "sampler": "grid",
+                "grouped": True,
+                "points": [{"value": 4, "trials": 1, "mean": 0.64, "low": 0.55, "high": 0.73}],
+            }
+        },
+        "importance": {"model.depth": 0.8, "optim.lr": 0.2},
+        "rung_noise": [{"rung": 2, "stopped": 1, "survivors": 2, "within_noise": 1}],
+        "rung_metric": "ema",
+        "trials": {},
+    }
+    (sweep_dir / "stats.json").write_text(json.dumps(stats))
+    (sweep_dir / "effect_model.depth.png").write_bytes(png_bytes())
+    client = local_client(create_app(scorer, sweep_dir=sweep_dir, tmp_dir=scratch))
+    body = client.get("/api/sweep").json()
+    assert body["conclusions"]["chosen_by"].startswith("confirmation")
+    assert body["rows"][body["best_index"]]["trial_id"] == "t0001"  # the confirmed best, not the top score
+    assert any(p["path"] == "effect_model.depth.png" for p in body["plots"])
+    html = client.get("/sweep").text
+    assert "Conclusions" in html and "tied with #1" in html and "search order changed" in html
+    assert "Importance (fANOVA)" in html and "0.555 – 0.670" not in html and "0.550 – 0.670" in html

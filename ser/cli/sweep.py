@@ -1,5 +1,5 @@
 """`ser sweep SWEEP.yaml [key=value ...] [--resume] [--address auto] [--no-wandb] [--report]`
-(also `python -m ser.sweep ...`)."""
+(also `python -m ser.sweep ...`), and `ser sweep report RESULTS_DIR`: a finished sweep's conclusions."""
 
 from __future__ import annotations
 
@@ -38,10 +38,40 @@ def build_parser(prog: str = "ser sweep") -> argparse.ArgumentParser:
     return parser
 
 
+def report_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ser sweep report",
+        description="A finished sweep's conclusions: tied group, confirmation, the effect of each searched "
+        "key with its interval (effect_<key>.png), fANOVA importance, ASHA rungs within the noise.",
+    )
+    parser.add_argument(
+        "results_dir", help="the sweep's results folder (holding leaderboard.csv, stats.json)"
+    )
+    parser.add_argument(
+        "--no-rebuild", action="store_true", help="print stats.json as it is; do not re-summarise the trials"
+    )
+    return parser
+
+
+def report_command(argv: list[str]) -> int:
+    overrides, rest = split_overrides(argv)
+    args = report_parser().parse_args(rest)
+
+    def run() -> int:
+        from ser.sweep.report import report_main
+
+        report_main(args.results_dir, overrides, rebuild=not args.no_rebuild)
+        return 0
+
+    return run_reporting_errors(run, prog="ser sweep report")
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "ser sweep") -> int:
     """Exit 0 when the sweep finished, 130 when interrupted (it says how to resume), 2 for bad input.
     `prog`: how the usage line names the command (`ser sweep`, or `python -m ser.sweep`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "report":
+        return report_command(argv[1:])
     overrides, rest = split_overrides(argv)
     args = build_parser(prog).parse_args(rest)
 

@@ -306,6 +306,23 @@ class SweepWandbConfig:
 
 
 @dataclass
+class ConfirmConfig:
+    """After the search, the `top_k` configs train again with `seeds` new seeds each (the same folds); the
+    best config is the one with the best confirmation mean, so it is not merely the luckiest draw."""
+
+    top_k: int = 0  # 0: off
+    seeds: int = 2
+
+
+@dataclass
+class SweepStatsConfig:
+    """How the leaderboard compares trials (ser.sweep.stats)."""
+
+    rope: float = 0.01  # differences of the metric within +-rope are practically equivalent (1 point UA)
+    level: float = 0.95  # interval level; a trial is distinguishable from the best at this probability
+
+
+@dataclass
 class SweepConfig:
     """A sweep file: base config(s), fixed overrides, a search space of dotted keys, and how to search."""
 
@@ -327,6 +344,11 @@ class SweepConfig:
     storage_path: str = "sweep_results"
     address: Optional[str] = None  # Ray cluster address ("auto"); None: local
     keep_checkpoints: int = 1
+    # what ASHA compares at a rung: the metric's last epoch, its best so far, or an EMA of its curve
+    rung_metric: str = "ema"
+    rung_ema: float = 0.5  # ema: weight of the newest epoch
+    confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
+    stats: SweepStatsConfig = field(default_factory=SweepStatsConfig)
 
 
 # What each model family eats: a spectrogram (channels, n_mels, frames), a fixed vector (193 values), or audio
@@ -392,6 +414,7 @@ SWEEP_CHOICES: dict[str, tuple[str, ...]] = {
     "scheduler.name": ("asha", "fifo", "median"),
     "searcher.name": ("random", "optuna"),
     "wandb.mode": ("offline", "online", "disabled"),
+    "rung_metric": ("last", "best", "ema"),
 }
 
 

@@ -46,6 +46,7 @@ class SweepView:
     problems: list[str] = field(default_factory=list)
     trials: dict[str, str] = field(default_factory=dict)  # trial id -> trials/<id>.json (curves, config)
     best_trial: dict[str, Any] | None = None  # the best row's trials/<id>.json, when there is one
+    conclusions: dict[str, Any] = field(default_factory=dict)  # stats.json: tied group, effects, importance
 
     @property
     def numeric_columns(self) -> set[str]:
@@ -72,6 +73,7 @@ class SweepView:
             "missing": self.missing,
             "problems": self.problems,
             "trials": {t: f"/sweep/files/{p}" for t, p in self.trials.items()},
+            "conclusions": self.conclusions,
         }
 
 
@@ -151,13 +153,21 @@ def read_sweep(root: str | Path) -> SweepView:
     plots = [(p, c) for p, c in PLOTS_BEFORE if (root / p).is_file()]
     for path in sorted(root.glob("metric_vs_*.png")):
         plots.append((path.name, f"{meta.get('metric') or 'metric'} vs {path.stem[len('metric_vs_') :]}"))
+    for path in sorted(root.glob("effect_*.png")):
+        plots.append((path.name, f"effect of {path.stem[len('effect_') :]}: mean and interval per value"))
     plots += [(p, c) for p, c in PLOTS_AFTER if (root / p).is_file()]
     for p, _ in PLOTS_BEFORE + PLOTS_AFTER:
         if not (root / p).is_file():
             missing.append(p)
     wide = {p for p, _ in plots if (size := png_size(root / p)) and size[0] > 1.6 * size[1]}
     trials = trial_files(root, rows)
+    conclusions = read_conclusions(root, problems)
     best_index = best_row(rows, column, meta.get("mode"))
+    chosen = conclusions.get("best")  # the confirmation stage may choose another trial than the top score
+    if chosen is not None:
+        best_index = next(
+            (i for i, r in enumerate(rows) if str(r.get("trial_id")) == str(chosen)), best_index
+        )
     best_trial = None
     if best_index is not None and str(rows[best_index].get("trial_id")) in trials:
         best_trial = read_trial(root / trials[str(rows[best_index]["trial_id"])], problems)
@@ -171,6 +181,7 @@ def read_sweep(root: str | Path) -> SweepView:
         rows=rows,
         metric_column=column,
         best_index=best_index,
+        conclusions=conclusions,
         best_config=best_config,
         plots=plots,
         missing=missing,
@@ -199,6 +210,21 @@ def read_trial(path: Path, problems: list[str]) -> dict[str, Any] | None:
         problems.append(f"{path.name}: unreadable ({exc})")
         return None
     return loaded if isinstance(loaded, dict) else None
+
+
+def read_conclusions(root: Path, problems: list[str]) -> dict[str, Any]:
+    """stats.json (ser.sweep.results.write_conclusions), or {} when the sweep has none."""
+    if not (root / "stats.json").is_file():
+        return {}
+    try:
+        loaded = json.loads((root / "stats.json").read_text())
+    except (OSError, ValueError) as exc:
+        problems.append(f"stats.json: unreadable ({exc})")
+        return {}
+    if not isinstance(loaded, dict):
+        return {}
+    loaded.pop("trials", None)  # per-trial values are the leaderboard's columns already
+    return loaded
 
 
 def png_size(path: Path) -> tuple[int, int] | None:

@@ -26,12 +26,19 @@ from ser.sweep.trials import prepared_for, trial_config, trial_dir, write_trial_
 WORLD_SIZE_KEY = "ddp/world_size"  # reported with every epoch: what the trial really ran on
 
 
-def ddp_report(epoch: int, metrics: dict[str, float], trainer) -> None:
+def ddp_reporter(sweep: dict[str, Any]):
     """Every worker reports each validation epoch to Ray Train (V2 reports are collective); the metrics
-    are already synced across workers, and Tune gets rank 0's."""
-    import ray.train
+    are already synced across workers, and Tune gets rank 0's, with the trial's rung score."""
+    from ser.sweep.schedulers import RungTracker
 
-    ray.train.report({**metrics, "epoch": epoch + 1, WORLD_SIZE_KEY: trainer.world_size})
+    tracker = RungTracker.from_sweep(sweep)
+
+    def ddp_report(epoch: int, metrics: dict[str, float], trainer) -> None:
+        import ray.train
+
+        ray.train.report({**tracker.add(metrics), "epoch": epoch + 1, WORLD_SIZE_KEY: trainer.world_size})
+
+    return ddp_report
 
 
 def ddp_worker(config: dict[str, Any]) -> None:
@@ -63,7 +70,12 @@ def ddp_worker(config: dict[str, Any]) -> None:
     )
     try:
         result = train_fold(
-            cfg, prepared, index, out / f"fold_{index}", on_epoch=ddp_report, distributed=distributed
+            cfg,
+            prepared,
+            index,
+            out / f"fold_{index}",
+            on_epoch=ddp_reporter(config.get("sweep", {})),
+            distributed=distributed,
         )
     except Exception as exc:
         if rank == 0:
@@ -102,6 +114,7 @@ def run_ddp_trial(
         train_loop_config={
             "params": dict(params),
             "base": base,
+            "sweep": {k: sweep.get(k) for k in ("metric", "mode", "rung_metric", "rung_ema") if k in sweep},
             "prepared": ray.put(data),
             "trial_dir": str(out),
             "cpu": cpu,

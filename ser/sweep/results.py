@@ -32,6 +32,20 @@ from ser.sweep.trial_files import trial_record, write_trial_files
 from ser.training.result import fold_results, read_metrics, total_confusion
 
 LEADERBOARD_COLUMNS = ["rank", "trial_id", "status", "best", "last", "best_epoch", "epochs", "wall_seconds"]
+# each trial's uncertainty (ser.sweep.conclusions) and the confirmation stage (ser.sweep.confirm)
+BOARD_COLUMNS = [
+    "mean",
+    "sd",
+    "ci_low",
+    "ci_high",
+    "p_better",
+    "tied",
+    "n_folds",
+    "confirm_mean",
+    "confirm_sd",
+    "confirm_rank",
+    "chosen_by",
+]
 TEST_COLUMN = "test/uar (not for choosing)"
 
 
@@ -143,6 +157,7 @@ def write_leaderboard(
         *keys,
         *([TEST_COLUMN] if show_test else []),
         "error",
+        *BOARD_COLUMNS,
     ]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -161,9 +176,24 @@ def write_leaderboard(
                     *[r.get(k, "") for k in keys],
                     *([_fmt(r["test/uar"])] if show_test else []),
                     r["error"],
+                    *board_cells(r),
                 ]
             )
     return path
+
+
+def board_cells(r: dict[str, Any]) -> list[str]:
+    """The BOARD_COLUMNS cells of a row: numbers to 4 places, tied as yes/no, empty where unknown."""
+    cells = []
+    for column in BOARD_COLUMNS:
+        value = r.get(column)
+        if column == "tied":
+            cells.append("" if value is None else ("yes" if value else "no"))
+        elif isinstance(value, float):
+            cells.append(_fmt(value))
+        else:
+            cells.append("" if value is None else str(value))
+    return cells
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -187,11 +217,12 @@ def best_config(plan: SweepPlan, params: dict[str, Any]) -> DictConfig:
     return cfg
 
 
-def write_best(plan: SweepPlan, best: dict[str, Any], out_dir: Path) -> None:
-    """best_config.yaml, best/ (checkpoints, metrics.json, predictions, confusion matrix, curves) of the best
-    trial."""
+def write_best(plan: SweepPlan, best: dict[str, Any], out_dir: Path, chosen_by: str = "") -> None:
+    """best_config.yaml (headed by how the best was chosen), best/ (checkpoints, metrics.json, predictions,
+    confusion matrix, curves) of the best trial."""
     cfg = best_config(plan, best["params"])
-    (out_dir / "best_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    header = f"# sweep {plan.sweep.name}, trial {best['trial_id']}: chosen by {chosen_by or 'the search'}\n"
+    (out_dir / "best_config.yaml").write_text(header + OmegaConf.to_yaml(cfg, resolve=True))
     best_dir = out_dir / "best"
     best_dir.mkdir(exist_ok=True)
     trial_dir = Path(best["path"])
@@ -241,6 +272,7 @@ def summarize_sweep(result_grid, plan: SweepPlan, out_dir: Path, show_test: bool
     metric = plan.sweep.metric
     keys = list(dict.fromkeys(plan.searched_keys))
     rows = collect_rows(result_grid, plan)
+    board = board_statistics(rows, plan, out_dir)
     write_leaderboard(rows, keys, metric, out_dir / "leaderboard.csv", show_test=show_test)
     plot_parallel_coordinates(rows, keys, metric, samplers(plan), out_dir / "parallel_coordinates.png")
     plot_metric_vs_keys(rows, keys, metric, samplers(plan), out_dir)
@@ -256,21 +288,115 @@ def summarize_sweep(result_grid, plan: SweepPlan, out_dir: Path, show_test: bool
         sampler=samplers(plan).get(keys[0]) if keys else None,
     )
     write_trial_files([_record(plan, r, keys) for r in rows], out_dir)
-    ranked = [r for r in rows if r["best"] is not None]
-    best = ranked[0] if ranked else None
+    best = board["best"]
     if best is not None:
-        write_best(plan, best, out_dir)
-    return {"rows": rows, "best": best, "keys": keys, "rungs": milestones}
+        write_best(plan, best, out_dir, board["chosen_by"])
+    board.update(write_conclusions(rows, plan, out_dir, milestones, board))
+    return {"rows": rows, "best": best, "keys": keys, "rungs": milestones, **board}
+
+
+def board_statistics(rows: list[dict[str, Any]], plan: SweepPlan, out_dir: Path) -> dict[str, Any]:
+    """Intervals, the paired comparison with the search's best and the tied group into the rows; the
+    confirmation stage's scores if it ran; which trial is the best and how it was chosen."""
+    from ser.sweep.conclusions import add_statistics
+    from ser.sweep.confirm import read_confirmation
+
+    statistics = add_statistics(
+        rows, plan.sweep.metric, plan.sweep.mode, float(plan.sweep.stats.rope), float(plan.sweep.stats.level)
+    )
+    ranked = [r for r in rows if r["best"] is not None]
+    best, chosen_by = (ranked[0] if ranked else None), "search only (best validation score of one run)"
+    confirmation = read_confirmation(out_dir)
+    if confirmation:
+        by_id = {str(r["trial_id"]): r for r in rows}
+        for entry in confirmation.get("trials", []):
+            row = by_id.get(str(entry["trial_id"]))
+            if row is not None:
+                row.update({k: entry.get(k) for k in ("confirm_mean", "confirm_sd", "confirm_rank")})
+        if confirmation.get("chosen") in by_id:
+            best = by_id[confirmation["chosen"]]
+            k, seeds = confirmation["top_k"], confirmation["seeds"]
+            chosen_by = f"confirmation (mean of top {k} configs x {seeds} new seeds)"
+    if best is not None:
+        best["chosen_by"] = chosen_by
+    return {"best": best, "chosen_by": chosen_by, "statistics": statistics, "confirmation": confirmation}
+
+
+def write_conclusions(
+    rows: list[dict[str, Any]], plan: SweepPlan, out_dir: Path, milestones, board: dict[str, Any]
+) -> dict:
+    """stats.json and effect_<key>.png: per-key effects with intervals, fANOVA importance, and per ASHA
+    rung how many stopped trials were within the noise of the survivors."""
+    import time
+
+    from ser.sweep.conclusions import STATS_FILE, rung_noise
+    from ser.sweep.effects import importance, key_effects, plot_effects
+
+    start = time.perf_counter()
+    keys = list(dict.fromkeys(plan.searched_keys))
+    level, rope = float(plan.sweep.stats.level), float(plan.sweep.stats.rope)
+    ratio = next((r["ratio"] for r in rows if r.get("ratio")), 0.25)
+    effects = key_effects(rows, keys, samplers(plan), level, ratio)
+    for old in out_dir.glob("effect_*.png"):
+        old.unlink()
+    plot_effects(effects, plan.sweep.metric, out_dir)
+    try:
+        weights = importance(rows, plan.space, plan.sweep.mode, seed=int(plan.sweep.seed))
+    except (ValueError, RuntimeError) as exc:  # optuna refuses degenerate studies
+        weights = {"error": str(exc)}
+    noise = rung_noise(
+        rows,
+        milestones,
+        plan.sweep.metric,
+        plan.sweep.mode,
+        str(plan.sweep.rung_metric),
+        float(plan.sweep.rung_ema),
+        rope,
+        level,
+        ratio,
+    )
+    out = {"effects": effects, "importance": weights, "rung_noise": noise}
+    payload = {
+        **out,
+        "metric": plan.sweep.metric,
+        "rung_metric": str(plan.sweep.rung_metric),
+        "best": board["best"]["trial_id"] if board.get("best") else None,
+        "chosen_by": board.get("chosen_by"),
+        "comparison": board.get("statistics"),
+        "confirmation": board.get("confirmation"),
+        "trials": {
+            str(r["trial_id"]): {k: r.get(k) for k in ("fold_scores", "interval", "p_worse", *BOARD_COLUMNS)}
+            for r in rows
+        },
+        "seconds_effects_importance": time.perf_counter() - start,
+    }
+    (out_dir / STATS_FILE).write_text(json.dumps(payload, indent=2, default=str))
+    return out
 
 
 def top_table(rows: Sequence[dict[str, Any]], keys: Sequence[str], metric: str, n: int = 10):
     """The top trials by the selection metric, compact enough for an 80-column terminal."""
     from rich.table import Table
 
-    table = Table(title=f"top trials by best {metric} (validation)", pad_edge=False, collapse_padding=True)
+    table = Table(
+        title=f"top trials by best {metric} (validation); mean±sd, CI over folds; P>#1: P(better than "
+        "#1), '=': tied with #1; conf/best: chosen by confirmation/search",
+        pad_edge=False,
+        collapse_padding=True,
+    )
     # whole key names (`kernel_size`, never `kernel_siz`): a long one wraps after an underscore
-    names = [k.split(".")[-1] for k in keys]
-    headers = ["#", "trial", "status", "best", "epochs", *[_wrap_name(k) for k in names], "seconds"]
+    headers = [
+        "#",
+        "trial",
+        "status",
+        "best",
+        "mean±sd",
+        "95% CI",
+        "P>#1",
+        "epochs",
+        *[_wrap_name(k.split(".")[-1]) for k in keys],
+        "seconds",
+    ]
     for column in headers:
         table.add_column(
             column, justify="left" if column in ("trial", "status") else "right", overflow="fold"
@@ -283,6 +409,7 @@ def top_table(rows: Sequence[dict[str, Any]], keys: Sequence[str], metric: str, 
             str(r["trial_id"]).split("_")[-1],
             status,
             _fmt(r["best"], 3),
+            *stats_cells(r),
             str(r["epochs"]),
             *[_short(r.get(k, "")) for k in keys],
             _fmt(r["wall_seconds"], 0),
@@ -305,6 +432,19 @@ def _wrap_name(name: str, width: int = 8) -> str:
         else:
             line += piece
     return "\n".join([*lines, line])
+
+
+def stats_cells(r: dict[str, Any]) -> list[str]:
+    """mean ± sd over folds, the interval, P(better than the best), tied with the best (console table)."""
+    mean, sd = r.get("mean"), r.get("sd")
+    spread = "" if mean is None else (f"{mean:.2f}" if sd is None else f"{mean:.2f}±{sd:.2f}")
+    low, high = r.get("ci_low"), r.get("ci_high")
+    ci = "" if low is None or high is None else f"{low:.2f}-{high:.2f}"
+    p = r.get("p_better")
+    cell = "" if p is None else f"{p:.2f}" + ("=" if r.get("tied") else "")
+    if r.get("chosen_by"):
+        cell = "conf" if str(r.get("chosen_by")).startswith("confirmation") else "best"
+    return [spread, ci, cell]
 
 
 def _short(value: Any) -> str:

@@ -321,8 +321,23 @@ def report_sweep(plan: SweepPlan, console: Any = None, show_test: bool = False) 
         raise ConfigError(f"no sweep results at {exp_dir}")
     summary = summarize_sweep(_result_grid(plan, exp_dir), plan, exp_dir, show_test=show_test)
     console.print(top_table(summary["rows"], summary["keys"], plan.sweep.metric))
+    print_conclusions(summary, plan, console)
     console.print(f"sweep results: {exp_dir}")
     return {"dir": exp_dir, **summary}
+
+
+def _unfinished(summary: dict[str, Any], plan: SweepPlan) -> bool:
+    """Trials left for --resume: the confirmation stage waits for the whole search."""
+    started = [r for r in summary["rows"] if r["status"] in ("interrupted", "pending")]
+    return bool(started) or len(summary["rows"]) < count_trials(plan)
+
+
+def print_conclusions(summary: dict[str, Any], plan: SweepPlan, console: Any) -> None:
+    """The tied group, how the best was chosen, the confirmation's scores beside the search's."""
+    from ser.sweep.report import conclusion_lines
+
+    for line in conclusion_lines(summary, plan):
+        console.print(line)
 
 
 def _check_can_start(plan: SweepPlan, exp_dir: Path, resume: bool) -> None:
@@ -412,9 +427,7 @@ def run_sweep(
         tuner = tune.Tuner(
             trainable,
             param_space=to_tune_space(plan.space, seed=int(plan.sweep.seed)),
-            tune_config=tune.TuneConfig(
-                metric=plan.sweep.metric,
-                mode=plan.sweep.mode,
+            tune_config=tune.TuneConfig(  # the scheduler compares RUNG_KEY, the searcher the metric
                 scheduler=build_scheduler(plan.sweep),
                 search_alg=build_searcher(plan.sweep, plan.space),
                 num_samples=int(plan.sweep.num_samples),
@@ -433,9 +446,18 @@ def run_sweep(
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
     summary = summarize_sweep(result_grid, plan, exp_dir, show_test=show_test)
+    if int(plan.sweep.confirm.top_k) > 0 and not _unfinished(summary, plan):
+        from ser.sweep.confirm import run_confirmation
+
+        console.print(
+            f"confirmation: the top {plan.sweep.confirm.top_k} configs x {plan.sweep.confirm.seeds} new seeds"
+        )
+        run_confirmation(plan, summary["rows"], shared, exp_dir, console)
+        summary = summarize_sweep(result_grid, plan, exp_dir, show_test=show_test)
     info = {
         "name": plan.sweep.name,
-        "source": str(plan.source) if plan.source else None,
+        "source": str(plan.source.resolve()) if plan.source else None,
+        "overrides": list(plan.overrides),
         "metric": plan.sweep.metric,
         "mode": plan.sweep.mode,
         "searched_keys": summary["keys"],
@@ -449,18 +471,31 @@ def run_sweep(
         "finished": datetime.now().isoformat(timespec="seconds"),
         "resumed": resume,
         "space": {k.replace(COND_SEP, " if "): [s, a] for k, (s, a) in plan.space.items()},
+        "rung_metric": str(plan.sweep.rung_metric),
+        "confirm": OmegaConf.to_container(plan.sweep.confirm),
+        "chosen_by": summary.get("chosen_by"),
+        "best_trial": summary["best"]["trial_id"] if summary.get("best") else None,
+        "statistics_seconds": (summary.get("statistics") or {}).get("seconds"),
+        "confirmation_seconds": (summary.get("confirmation") or {}).get("seconds"),
     }
     (exp_dir / "sweep.json").write_text(json.dumps(info, indent=2, default=str))
     if wandb_cb is not None:
-        from ser.sweep.results import LEADERBOARD_COLUMNS
+        from ser.sweep.results import BOARD_COLUMNS, LEADERBOARD_COLUMNS
         from ser.sweep.wandb_log import write_summary_run
 
-        columns = [*LEADERBOARD_COLUMNS, *summary["keys"]]
+        columns = [*LEADERBOARD_COLUMNS, *summary["keys"], *BOARD_COLUMNS]
         group = plan.sweep.wandb.group or plan.sweep.name
         write_summary_run(
-            plan.sweep.wandb.project, group, plan.sweep.wandb.mode, exp_dir, summary["rows"], columns
+            plan.sweep.wandb.project,
+            group,
+            plan.sweep.wandb.mode,
+            exp_dir,
+            summary["rows"],
+            columns,
+            conclusions=summary,
         )
     console.print(top_table(summary["rows"], summary["keys"], plan.sweep.metric))
+    print_conclusions(summary, plan, console)
     unfinished = [r for r in summary["rows"] if r["status"] in ("interrupted", "pending")]
     never_started = max(0, total - len(summary["rows"]))
     left = len(unfinished) + never_started

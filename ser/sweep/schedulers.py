@@ -9,11 +9,57 @@ rungs are computed: the scheduler uses it, and so do the rung plot and bench/swe
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ser.config import ConfigError
 
 TIME_ATTR = "training_iteration"  # one iteration = one reported validation epoch
+RUNG_KEY = "rung_score"  # reported with every epoch: what ASHA (and median stopping) compares at a rung
+RUNG_METRICS = ("last", "best", "ema")
+
+
+def rung_score(values: Sequence[float], how: str, mode: str = "max", alpha: float = 0.5) -> float | None:
+    """The score a trial shows at a rung, from its per-epoch validation curve so far (`values`, oldest
+    first): `last` the latest epoch, `best` the best epoch so far, `ema` an exponential moving average
+    (weight `alpha` on the newest epoch), so one noisy epoch neither saves nor stops a trial."""
+    curve = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not curve:
+        return None
+    if how == "last":
+        return curve[-1]
+    if how == "best":
+        return max(curve) if mode == "max" else min(curve)
+    if how == "ema":
+        smoothed = curve[0]
+        for value in curve[1:]:
+            smoothed = alpha * value + (1 - alpha) * smoothed
+        return smoothed
+    raise ValueError(f"rung metric must be one of {list(RUNG_METRICS)}, got {how!r}")
+
+
+class RungTracker:
+    """Adds `RUNG_KEY` to each epoch's report: the rung score of the trial's curve of `metric` so far."""
+
+    def __init__(self, metric: str, mode: str, how: str = "last", alpha: float = 0.5) -> None:
+        self.metric, self.mode, self.how, self.alpha = metric, mode, how, alpha
+        self.curve: list[float] = []
+
+    @classmethod
+    def from_sweep(cls, sweep: Mapping[str, Any]) -> RungTracker:
+        return cls(
+            str(sweep.get("metric", "val/uar")),
+            str(sweep.get("mode", "max")),
+            str(sweep.get("rung_metric", "last")),
+            float(sweep.get("rung_ema", 0.5)),
+        )
+
+    def add(self, report: Mapping[str, Any]) -> dict[str, Any]:
+        value = report.get(self.metric)
+        if isinstance(value, (int, float)):
+            self.curve.append(float(value))
+        score = rung_score(self.curve, self.how, self.mode, self.alpha)
+        return {**report, RUNG_KEY: value if score is None else score}
 
 
 def asha_milestones(grace_period: int, reduction_factor: float, max_t: int) -> list[int]:
@@ -39,6 +85,8 @@ def build_scheduler(sweep: Any):
             def __init__(self) -> None:
                 super().__init__(
                     time_attr=TIME_ATTR,
+                    metric=RUNG_KEY,
+                    mode=str(sweep.mode),
                     max_t=int(s.max_t),
                     grace_period=int(s.grace_period),
                     reduction_factor=float(s.reduction_factor),
@@ -55,7 +103,9 @@ def build_scheduler(sweep: Any):
 
         return LastEpochASHA()
     if s.name == "median":
-        return MedianStoppingRule(time_attr=TIME_ATTR, grace_period=int(s.grace_period))
+        return MedianStoppingRule(
+            time_attr=TIME_ATTR, metric=RUNG_KEY, mode=str(sweep.mode), grace_period=int(s.grace_period)
+        )
     return FIFOScheduler()
 
 
@@ -79,6 +129,9 @@ def build_searcher(sweep: Any, space: dict[str, tuple[str, Any]]):
         sampler = optuna.samplers.TPESampler(
             n_startup_trials=int(sweep.searcher.n_startup_trials), seed=int(sweep.seed)
         )
-        searcher = OptunaSearch(sampler=sampler, seed=int(sweep.seed))
+        # the searcher learns from the selection metric itself; the scheduler compares RUNG_KEY
+        searcher = OptunaSearch(
+            sampler=sampler, seed=int(sweep.seed), metric=str(sweep.metric), mode=str(sweep.mode)
+        )
         return ConcurrencyLimiter(searcher, max_concurrent=limit) if limit > 0 else searcher
     return BasicVariantGenerator(random_state=int(sweep.seed), max_concurrent=limit)

@@ -47,6 +47,7 @@ class SweepPlan:
     base: DictConfig  # RootConfig with base files + fixed + user overrides applied
     space: dict[str, tuple[str, Any]] = field(default_factory=dict)  # flat key -> (sampler, args)
     source: Path | None = None
+    overrides: list[str] = field(default_factory=list)  # as given on the command line (sweep.json keeps them)
 
     @property
     def searched_keys(self) -> list[str]:
@@ -168,6 +169,11 @@ def _check_sweep(sweep: DictConfig, path: Path) -> None:
         ("max_concurrent_trials", sweep.max_concurrent_trials >= 0, ">= 0 (0: as resources allow)"),
         ("keep_checkpoints", sweep.keep_checkpoints >= 1, ">= 1"),
         ("searcher.n_startup_trials", sweep.searcher.n_startup_trials >= 0, ">= 0"),
+        ("rung_ema", 0 < sweep.rung_ema <= 1, "in (0, 1] (the newest epoch's weight)"),
+        ("confirm.top_k", sweep.confirm.top_k >= 0, ">= 0 (0: no confirmation stage)"),
+        ("confirm.seeds", sweep.confirm.seeds >= 1, ">= 1 (new seeds per confirmed config)"),
+        ("stats.rope", 0 <= sweep.stats.rope < 1, "in [0, 1) (a difference of the metric)"),
+        ("stats.level", 0 < sweep.stats.level < 1, "in (0, 1)"),
     ]
     for key, ok, want in checks:
         if not ok:
@@ -221,7 +227,7 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
             f"invalid config key 'model.ensemble' in {path}: ensembles are for final runs (ser fit, "
             "ser holdout), not sweep trials (their members train one after another); sweep the single model"
         )
-    return SweepPlan(sweep=sweep, base=base, space=space, source=path)
+    return SweepPlan(sweep=sweep, base=base, space=space, source=path, overrides=list(overrides))
 
 
 GRID_POINT = "grid_point"  # a trial's values of every `grid` key, as one point of the shuffled grid

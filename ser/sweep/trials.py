@@ -34,6 +34,7 @@ from ser.config import MODEL_INPUTS, RootConfig, merge_into
 from ser.data.datamodule import PreparedData, prepare_data, resolve_feature_kind, serves_waveforms
 from ser.data.folds import parse_fold
 from ser.data.views import needs_views
+from ser.sweep.schedulers import RungTracker
 from ser.sweep.spec import apply_params
 from ser.training.fit import fold_metrics
 from ser.training.result import FoldResult, write_metrics
@@ -128,8 +129,15 @@ class EpochReporter:
     holding every fold's training state. Folds in threads meet at a barrier; a fused run calls every
     fold's hook in its one thread and then `epoch_end`."""
 
-    def __init__(self, folds: list[int], scratch: Path, report: Callable[..., None] | None = None) -> None:
+    def __init__(
+        self,
+        folds: list[int],
+        scratch: Path,
+        report: Callable[..., None] | None = None,
+        rung: RungTracker | None = None,
+    ) -> None:
         self.folds = folds
+        self.rung = rung  # adds the rung score (schedulers.RUNG_KEY) of the fold-mean curve to each report
         self.scratch = scratch
         self.metrics: dict[int, dict[str, float]] = {}
         self.barrier: threading.Barrier | None = threading.Barrier(len(folds), action=self._report)
@@ -181,6 +189,8 @@ class EpochReporter:
         from ray import tune
 
         summary = self.summary()
+        if self.rung is not None:
+            summary = self.rung.add(summary)
         self.reports.append(summary)
         state = self.state_dir(self.epoch)
         if self._report_fn is not None:
@@ -291,7 +301,7 @@ def run_trial(
     folds = trial_folds(cfg, data, int(sweep.get("cv", {}).get("folds", 0)))
     with tempfile.TemporaryDirectory(prefix="ser-trial-", dir=out) as scratch:
         resume = restored_checkpoints(Path(scratch))
-        reporter = EpochReporter(folds, Path(scratch))
+        reporter = EpochReporter(folds, Path(scratch), rung=RungTracker.from_sweep(sweep))
         execution: dict[str, Any] = {}
         try:
             results = train_folds_in_lockstep(cfg, data, folds, out, reporter, resume, execution)

@@ -117,9 +117,17 @@ def finish_trial(trial: Any, state: str) -> None:
 
 
 def write_summary_run(
-    project: str, group: str, mode: str, out_dir: Path, rows: list[dict[str, Any]], columns: list[str]
+    project: str,
+    group: str,
+    mode: str,
+    out_dir: Path,
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    conclusions: dict[str, Any] | None = None,
 ):
-    """The sweep's leaderboard as a W&B table and its plots as images, in one run of the group."""
+    """The sweep's leaderboard as a W&B table and its plots as images, in one run of the group; with
+    `conclusions` (the summary of ser.sweep.results) also the effects, importance and confirmation tables
+    and how the best was chosen."""
     import wandb
 
     run = _init(
@@ -135,6 +143,42 @@ def write_summary_run(
         f"plots/{p.stem}": wandb.Image(str(p))
         for p in sorted(out_dir.glob("*.png")) + sorted((out_dir / "best").glob("*.png"))
     }
-    run.log({"leaderboard": table, **images})
+    run.log({"leaderboard": table, **images, **conclusion_tables(conclusions or {})})
+    if conclusions:
+        run.summary["chosen_by"] = conclusions.get("chosen_by")
+        best = conclusions.get("best") or {}
+        run.summary["best_trial"] = best.get("trial_id") if isinstance(best, dict) else best
+        run.summary["tied_with_best"] = len((conclusions.get("statistics") or {}).get("tied") or [])
     run.finish()
     return run
+
+
+def conclusion_tables(conclusions: dict[str, Any]) -> dict[str, Any]:
+    """W&B tables: effect per searched key (value, trials, mean, interval), importance, confirmation."""
+    import wandb
+
+    out: dict[str, Any] = {}
+    for key, effect in (conclusions.get("effects") or {}).items():
+        data = [[str(p["value"]), p["trials"], p["mean"], p["low"], p["high"]] for p in effect["points"]]
+        out[f"effects/{key}"] = wandb.Table(columns=[key, "trials", "mean", "low", "high"], data=data)
+    weights = conclusions.get("importance")
+    if isinstance(weights, dict) and "error" not in weights:
+        out["importance"] = wandb.Table(
+            columns=["key", "importance"], data=[[k, v] for k, v in weights.items()]
+        )
+    confirmation = conclusions.get("confirmation") or {}
+    if confirmation.get("trials"):
+        columns = [
+            "trial_id",
+            "search_rank",
+            "search_mean",
+            "confirm_rank",
+            "confirm_mean",
+            "confirm_low",
+            "confirm_high",
+            "seeds",
+        ]
+        out["confirmation"] = wandb.Table(
+            columns=columns, data=[[e.get(c) for c in columns] for e in confirmation["trials"]]
+        )
+    return out

@@ -215,6 +215,7 @@ def train_fold(
     )
     if trainer.is_global_zero and test is not None:
         write_test_predictions(model, prepared, dm, fold_dir)
+        write_val_predictions(model, prepared, dm, fold_dir)
     if write_plots and trainer.is_global_zero and test is not None:
         plot_fold_confusion(test, fold_dir, fold_index)
     return result
@@ -230,6 +231,24 @@ def write_test_predictions(model, prepared: PreparedData, dm: SERDataModule, fol
     return write_predictions(
         fold_dir / FILENAME, collect_predictions(model, prepared, rows, dm.fold_index, batch)
     )
+
+
+VAL_PREDICTIONS = "val_predictions.npz"
+
+
+def write_val_predictions(model, prepared: PreparedData, dm: SERDataModule, fold_dir: Path) -> Path | None:
+    """fold_dir/val_predictions.npz: the chosen checkpoint's class probabilities per validation utterance
+    (no embeddings), so a single-fold sweep trial gets an interval resampled by speaker (ser.sweep.stats)."""
+    import dataclasses
+
+    from ser.report.predictions import write_predictions
+    from ser.training.predictions import collect_predictions
+
+    rows = np.sort(dm.val_idx)
+    if rows.size == 0:
+        return None
+    found = collect_predictions(model, prepared, rows, dm.fold_index, int(dm.cfg.data.batch_size))
+    return write_predictions(fold_dir / VAL_PREDICTIONS, dataclasses.replace(found, embeddings=None))
 
 
 ENSEMBLE_SEED_STRIDE = 1000  # member m of fold k trains with seed trainer.seed + 1000 m + k
