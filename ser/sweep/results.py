@@ -375,47 +375,43 @@ def write_conclusions(
 
 
 def top_table(rows: Sequence[dict[str, Any]], keys: Sequence[str], metric: str, n: int = 10):
-    """The top trials by the selection metric, compact enough for an 80-column terminal."""
+    """The top trials by the selection metric, then how far each can be told from #1: two tables, each
+    compact enough for an 80-column terminal (one would have to cut the key names)."""
+    from rich.console import Group
     from rich.table import Table
 
-    table = Table(
-        title=f"top trials by best {metric} (validation); mean±sd, CI over folds; P>#1: P(better than "
-        "#1), '=': tied with #1; conf/best: chosen by confirmation/search",
-        pad_edge=False,
-        collapse_padding=True,
-    )
+    table = Table(title=f"top trials by best {metric} (validation)", pad_edge=False, collapse_padding=True)
     # whole key names (`kernel_size`, never `kernel_siz`): a long one wraps after an underscore
-    headers = [
-        "#",
-        "trial",
-        "status",
-        "best",
-        "mean±sd",
-        "95% CI",
-        "P>#1",
-        "epochs",
-        *[_wrap_name(k.split(".")[-1]) for k in keys],
-        "seconds",
-    ]
+    names = [k.split(".")[-1] for k in keys]
+    headers = ["#", "trial", "status", "best", "epochs", *[_wrap_name(k) for k in names], "seconds"]
     for column in headers:
         table.add_column(
             column, justify="left" if column in ("trial", "status") else "right", overflow="fold"
         )
+    stats = Table(
+        title=f"which differences are real: {metric} over folds; P>#1: P(better than #1), '=': tied with "
+        "#1; chosen: by confirmation (conf) or search (best)",
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column in ("#", "trial", "mean±sd", "95% CI", "P>#1", "chosen"):
+        stats.add_column(column, justify="left" if column == "trial" else "right", overflow="fold")
     for rank, r in enumerate(rows[:n], 1):
         status = {"completed": "done", "error": "ERROR", "interrupted": "intr"}.get(r["status"], r["status"])
         style = "red" if r["status"] == "error" else ("dim" if r["stopped_early"] else "")
+        trial = str(r["trial_id"]).split("_")[-1]
         table.add_row(
             str(rank),
-            str(r["trial_id"]).split("_")[-1],
+            trial,
             status,
             _fmt(r["best"], 3),
-            *stats_cells(r),
             str(r["epochs"]),
             *[_short(r.get(k, "")) for k in keys],
             _fmt(r["wall_seconds"], 0),
             style=style,
         )
-    return table
+        stats.add_row(str(rank), trial, *stats_cells(r), style=style)
+    return Group(table, stats)
 
 
 def _wrap_name(name: str, width: int = 8) -> str:
@@ -435,16 +431,18 @@ def _wrap_name(name: str, width: int = 8) -> str:
 
 
 def stats_cells(r: dict[str, Any]) -> list[str]:
-    """mean ± sd over folds, the interval, P(better than the best), tied with the best (console table)."""
+    """mean ± sd over folds, the interval, P(better than #1) with '=' when tied with #1, how the best was
+    chosen (console table)."""
     mean, sd = r.get("mean"), r.get("sd")
-    spread = "" if mean is None else (f"{mean:.2f}" if sd is None else f"{mean:.2f}±{sd:.2f}")
+    spread = "" if mean is None else (f"{mean:.3f}" if sd is None else f"{mean:.3f}±{sd:.3f}")
     low, high = r.get("ci_low"), r.get("ci_high")
-    ci = "" if low is None or high is None else f"{low:.2f}-{high:.2f}"
+    ci = "" if low is None or high is None else f"{low:.3f}-{high:.3f}"
     p = r.get("p_better")
     cell = "" if p is None else f"{p:.2f}" + ("=" if r.get("tied") else "")
+    chosen = ""
     if r.get("chosen_by"):
-        cell = "conf" if str(r.get("chosen_by")).startswith("confirmation") else "best"
-    return [spread, ci, cell]
+        chosen = "conf" if str(r.get("chosen_by")).startswith("confirmation") else "best"
+    return [spread, ci, cell, chosen]
 
 
 def _short(value: Any) -> str:
