@@ -143,6 +143,10 @@ def _check_sweep(sweep: DictConfig, path: Path) -> None:
     def bad(key: str, problem: str) -> None:
         raise ConfigError(f"invalid sweep key '{key}' in {path}: {problem}")
 
+    name = str(sweep.name)
+    if not name.strip() or name in (".", "..") or any(sep in name for sep in ("/", "\\", "\0")):
+        # the name is one folder under storage_path: a separator would put the sweep somewhere else
+        bad("name", f"{name!r} must be a plain folder name (no '/', '\\', '.' or '..'); e.g. name: my_sweep")
     for key, allowed in SWEEP_CHOICES.items():
         if OmegaConf.select(sweep, key) not in allowed:
             bad(key, f"{OmegaConf.select(sweep, key)!r} is not one of {list(allowed)}")
