@@ -26,6 +26,7 @@ from ser.report.tables import summary_table
 from ser.training.fold import train_fold
 from ser.training.fused import Decision, decide, train_folds_fused
 from ser.training.result import FoldResult, run_metrics, total_confusion, write_metrics
+from ser.training.trainer import check_accelerator
 
 
 @dataclass
@@ -119,6 +120,7 @@ def fit_folds(
 
     console = console or Console(stderr=True)
     start = time.perf_counter()
+    check_accelerator(str(cfg.trainer.accelerator))  # before features and the run folder: nothing left behind
     prepared = prepared or prepare_data(cfg, progress=cfg.trainer.progress_bar)
     report_data(prepared, console)
     run_dir = run_dir or make_run_dir(cfg)
