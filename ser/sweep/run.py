@@ -23,10 +23,12 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from ser.config import ConfigError
+from ser.config.errors import UserError
 from ser.data.datamodule import PreparedData, prepare_data
+from ser.data.paths import write_atomic
 from ser.data.types import CorpusError
 from ser.sweep.schedulers import build_scheduler, build_searcher
-from ser.sweep.spec import COND_SEP, SweepPlan, apply_params, to_tune_space
+from ser.sweep.spec import COND_SEP, SweepPlan, apply_params, count_trials, to_tune_space
 from ser.sweep.trials import EPOCH, prepared_key, run_trial
 
 
@@ -35,11 +37,6 @@ def _set_ray_env() -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("WANDB_SILENT", "true")
-
-
-def count_trials(plan: SweepPlan) -> int:
-    grid = math.prod(len(args) for sampler, args in plan.space.values() if sampler == "grid")
-    return int(plan.sweep.num_samples) * grid
 
 
 MAX_VARIANT_COMBINATIONS = 64
@@ -136,6 +133,42 @@ def cv_execution(plan: SweepPlan) -> list[str]:
     return lines
 
 
+class RayStartError(UserError):
+    """Ray could not start or connect: one line saying what failed and what to try, not its traceback."""
+
+
+def start_ray(address: str | None) -> None:
+    """`ray.init` for the driver, its failure (a busy machine timing the node out, a cluster address
+    nobody answers at, a full /tmp) as a `RayStartError`."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            configure_logging=True,
+            logging_level="ERROR",
+            log_to_driver=False,  # trial output stays in each trial's folder: one console line per event
+        )
+    except (KeyboardInterrupt, UserError):
+        raise
+    except Exception as exc:  # Ray raises bare Exception, RuntimeError, ConnectionError, ValueError
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if address:
+            hint = (
+                f"check that a Ray cluster is running at {address!r} (`ray status`), or leave --address "
+                "out to start a local one"
+            )
+        else:
+            hint = (
+                "the machine may be too busy or short of memory or /tmp space for Ray's processes: try "
+                "again when it is less loaded, or start Ray once (`ray start --head`) and pass --address auto"
+            )
+        raise RayStartError(f"Ray could not start ({reason[:300]}); {hint}") from None
+
+
 def check_resources(plan: SweepPlan) -> None:
     """A trial (or DDP worker) no node can host would wait forever: refuse it now, naming the numbers."""
     import ray
@@ -152,43 +185,6 @@ def check_resources(plan: SweepPlan) -> None:
         f"invalid sweep key 'resources': {who} asks for {cpu:g} CPU and {gpu:g} GPU, but the largest node "
         f"has {most_cpu:g} CPU and {most_gpu:g} GPU; lower sweep.resources.cpu / sweep.resources.gpu"
     )
-
-
-_PROGRESS: dict[str, SweepProgress] = {}  # live progress; callbacks pickle only the key
-
-
-def _progress_callback():
-    """A Tune callback that forwards to the live `SweepProgress`; pickled into the experiment state as
-    a bare key, so a resumed sweep's callback reattaches to the new one."""
-    from ray.tune import Callback
-
-    class ProgressCallback(Callback):
-        key = "ser-sweep"
-
-        def _live(self) -> SweepProgress | None:
-            return _PROGRESS.get(self.key)
-
-        def on_trial_start(self, iteration, trials, trial, **info):
-            if live := self._live():
-                live.event(trial, "started")
-                live.update(trials)
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            if live := self._live():
-                live.record(trial, result)
-                live.update(trials)
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            if live := self._live():
-                live.finished(trial)
-                live.update(trials)
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            if live := self._live():
-                live.event(trial, f"[red]failed[/]: {trial_error(trial)}", error=True)
-                live.update(trials)
-
-    return ProgressCallback()
 
 
 def trial_error(trial) -> str:
@@ -224,6 +220,7 @@ class SweepProgress:
             console=console,
         )
         self.task = self.progress.add_task("starting", total=total)
+        self.seen_restored = False
 
     def _better(self, value: float) -> bool:
         return self.best is None or (value > self.best if self.mode == "max" else value < self.best)
@@ -255,6 +252,26 @@ class SweepProgress:
         epochs = self.epochs.get(trial.trial_id, 0)
         self.event(trial, "completed" if epochs >= self.max_t else "[dim]stopped by the scheduler[/]")
 
+    def restored(self, trials) -> None:
+        """Once, at the first step: a resumed sweep's trials that ended before count as done, each with
+        the line its end printed then, so the console reads as an uninterrupted sweep's."""
+        if self.seen_restored:
+            return
+        self.seen_restored = True
+        for trial in trials:
+            if trial.status not in ("TERMINATED", "ERROR") or trial.trial_id in self.done:
+                continue
+            self.done.add(trial.trial_id)
+            result = trial.last_result or {}
+            self.record(trial, result)
+            epochs = self.epochs.get(trial.trial_id, 0)
+            if trial.status == "ERROR":
+                what = f"[red]failed[/]: {trial_error(trial)}"
+            else:
+                what = "completed" if epochs >= self.max_t else "[dim]stopped by the scheduler[/]"
+            self.progress.console.print(f"trial {trial.trial_id} {what} (before the resume)")
+        self.update(trials)
+
     def update(self, trials) -> None:
         states = [t.status for t in trials]
         best = "n/a" if self.best is None else f"{self.best:.3f}"
@@ -265,13 +282,17 @@ class SweepProgress:
         self.progress.update(self.task, completed=len(self.done), description=text)
 
     def __enter__(self):
-        _PROGRESS["ser-sweep"] = self
+        from ser.sweep.callbacks import PROGRESS
+
+        PROGRESS["ser-sweep"] = self
         self.progress.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        from ser.sweep.callbacks import PROGRESS
+
         self.progress.stop()
-        _PROGRESS.pop("ser-sweep", None)
+        PROGRESS.pop("ser-sweep", None)
 
 
 def _wandb_callback(plan: SweepPlan, enabled: bool | None):
@@ -346,31 +367,24 @@ def run_sweep(
 ) -> dict[str, Any]:
     """Run (or resume) the sweep; write leaderboard, best config/checkpoint and plots; return the summary
     (`interrupted` is True when trials are left for `--resume`)."""
-    _set_ray_env()
-    import ray
-    from ray import tune
     from rich.console import Console
-
-    from ser.sweep.results import summarize_sweep, top_table
 
     console = console or Console(stderr=True)
     exp_dir = experiment_dir(plan)
-    _check_can_start(plan, exp_dir, resume)
+    _check_can_start(plan, exp_dir, resume)  # before Ray is imported: a wrong name or --resume fails at once
+    _set_ray_env()
+    from ray import tune
+
+    from ser.sweep.results import summarize_sweep, top_table
+
     plan.base.wandb.enabled = False  # trials do not log: the driver writes one live run per trial
     started = datetime.now().isoformat(timespec="seconds")
+    start_ray(address or plan.sweep.address)  # before the features: a Ray or resources problem fails fast
+    check_resources(plan)
     shared = prepare_shared(plan, console)
     for line in cv_execution(plan):
         console.print(line)
     resources = plan.sweep.resources
-    if not ray.is_initialized():
-        ray.init(
-            address=address or plan.sweep.address,
-            include_dashboard=False,
-            configure_logging=True,
-            logging_level="ERROR",
-            log_to_driver=False,  # trial output stays in each trial's folder: one console line per event
-        )
-    check_resources(plan)
     sweep_dict = OmegaConf.to_container(plan.sweep, resolve=True)
     base_dict = OmegaConf.to_container(plan.base, resolve=True)
     if int(resources.workers) > 1:  # DDP through Ray Train: the trial drives `workers` worker actors
@@ -384,7 +398,9 @@ def run_sweep(
     progress = SweepProgress(
         total, plan.sweep.metric, plan.sweep.mode, int(plan.sweep.scheduler.max_t), console
     )
-    callbacks = [_progress_callback()]
+    from ser.sweep.callbacks import ProgressCallback
+
+    callbacks = [ProgressCallback()]
     wandb_cb = _wandb_callback(plan, wandb)
     if wandb_cb is not None:
         callbacks.append(wandb_cb)
@@ -445,7 +461,7 @@ def run_sweep(
         "resumed": resume,
         "space": {k.replace(COND_SEP, " if "): [s, a] for k, (s, a) in plan.space.items()},
     }
-    (exp_dir / "sweep.json").write_text(json.dumps(info, indent=2, default=str))
+    write_atomic(exp_dir / "sweep.json", json.dumps(info, indent=2, default=str))
     if wandb_cb is not None:
         from ser.sweep.results import LEADERBOARD_COLUMNS
         from ser.sweep.wandb_log import write_summary_run
@@ -456,13 +472,13 @@ def run_sweep(
             plan.sweep.wandb.project, group, plan.sweep.wandb.mode, exp_dir, summary["rows"], columns
         )
     console.print(top_table(summary["rows"], summary["keys"], plan.sweep.metric))
-    unfinished = [r for r in summary["rows"] if r["status"] in ("interrupted", "pending")]
-    never_started = max(0, total - len(summary["rows"]))
-    left = len(unfinished) + never_started
+    interrupted = sum(r["status"] == "interrupted" for r in summary["rows"])
+    pending = sum(r["status"] == "pending" for r in summary["rows"])  # the board lists every trial
+    left = interrupted + pending
     if left:
         console.print(
-            f"[yellow]{left} trial(s) did not finish[/] ({len(unfinished)} interrupted, {never_started} not "
-            "started): run the same command with --resume to continue them"
+            f"[yellow]{left} trial(s) did not finish[/] ({interrupted} interrupted, {pending} pending, "
+            "never started): run the same command with --resume to continue them"
         )
     console.print(f"sweep results: {exp_dir}")
     return {"dir": exp_dir, **summary, "info": info, "interrupted": bool(left)}

@@ -15,6 +15,7 @@ loaded, and every listed value is type-checked, so a typo fails before any trial
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,6 +227,12 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
             "ser holdout), not sweep trials (their members train one after another); sweep the single model"
         )
     return SweepPlan(sweep=sweep, base=base, space=space, source=path)
+
+
+def count_trials(plan: SweepPlan) -> int:
+    """How many trials the sweep runs: num_samples times the grid's size."""
+    grid = math.prod(len(args) for sampler, args in plan.space.values() if sampler == "grid")
+    return int(plan.sweep.num_samples) * grid
 
 
 GRID_POINT = "grid_point"  # a trial's values of every `grid` key, as one point of the shuffled grid
