@@ -16,8 +16,7 @@ from typing import Any
 from ray.tune import Callback
 
 from ser.sweep import wandb_log
-
-PROGRESS: dict[str, Any] = {}  # "ser-sweep" -> the live SweepProgress of this process
+from ser.sweep.progress import PROGRESS, trial_error
 
 
 class ProgressCallback(Callback):
@@ -49,8 +48,6 @@ class ProgressCallback(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         if live := self._live():
-            from ser.sweep.run import trial_error
-
             live.event(trial, f"[red]failed[/]: {trial_error(trial)}", error=True)
             live.update(trials)
 
@@ -99,5 +96,6 @@ class WandbTrials(Callback):
 
     def on_experiment_end(self, trials, **info):
         for trial in trials:  # Tune does not always call on_trial_complete for the last trials
-            if trial.trial_id in wandb_log.RUNS:
-                wandb_log.finish_trial(trial, "failed" if trial.status == "ERROR" else "completed")
+            if trial.trial_id in wandb_log.RUNS:  # still running at the end: Ctrl-C, resumed later
+                state = {"ERROR": "failed", "TERMINATED": "completed"}.get(trial.status, "interrupted")
+                wandb_log.finish_trial(trial, state)

@@ -27,9 +27,10 @@ from ser.config.errors import UserError
 from ser.data.datamodule import PreparedData, prepare_data
 from ser.data.paths import write_atomic
 from ser.data.types import CorpusError
+from ser.sweep.progress import SweepProgress
 from ser.sweep.schedulers import build_scheduler, build_searcher
 from ser.sweep.spec import COND_SEP, SweepPlan, apply_params, count_trials, to_tune_space
-from ser.sweep.trials import EPOCH, prepared_key, run_trial
+from ser.sweep.trials import prepared_key, run_trial
 
 
 def _set_ray_env() -> None:
@@ -187,120 +188,12 @@ def check_resources(plan: SweepPlan) -> None:
     )
 
 
-def trial_error(trial) -> str:
-    """The failed trial's own one-line error (its metrics.json), not Ray's wrapped traceback."""
-    error = None
-    for folder in (trial.local_path, trial.path):  # the trial's working copy is synced to storage later
-        try:
-            error = json.loads((Path(folder) / "metrics.json").read_text()).get("error")
-            break
-        except (OSError, ValueError, TypeError):
-            continue
-    return str(error or "see error_traceback.txt in the trial folder")[:300]
-
-
-class SweepProgress:
-    """One console line per trial event and a progress bar: trials done, running, pending, failed, and
-    the best metric so far."""
-
-    def __init__(self, total: int, metric: str, mode: str, max_t: int, console) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.metric, self.mode, self.max_t, self.best = metric, mode, max_t, None
-        self.console = console
-        self.epochs: dict[str, int] = {}
-        self.trial_best: dict[str, float] = {}
-        self.done: set[str] = set()
-        self.progress = Progress(
-            TextColumn("[bold]sweep"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=console,
-        )
-        self.task = self.progress.add_task("starting", total=total)
-        self.seen_restored = False
-
-    def _better(self, value: float) -> bool:
-        return self.best is None or (value > self.best if self.mode == "max" else value < self.best)
-
-    def record(self, trial, result: dict[str, Any]) -> None:
-        self.epochs[trial.trial_id] = int(result.get(EPOCH, result.get("training_iteration", 0)))
-        value = result.get(self.metric)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            mine = self.trial_best.get(trial.trial_id)
-            if mine is None or (value > mine if self.mode == "max" else value < mine):
-                self.trial_best[trial.trial_id] = float(value)
-            if self._better(float(value)):
-                self.best = float(value)
-
-    def event(self, trial, what: str, error: bool = False) -> None:
-        if error:
-            self.done.add(trial.trial_id)
-        epochs = self.epochs.get(trial.trial_id, 0)
-        best = self.trial_best.get(trial.trial_id)
-        at = (
-            f" after {epochs} epoch(s), best {self.metric} {best:.3f}"
-            if best is not None and not error
-            else ""
-        )
-        self.progress.console.print(f"trial {trial.trial_id} {what}{at}")
-
-    def finished(self, trial) -> None:
-        self.done.add(trial.trial_id)
-        epochs = self.epochs.get(trial.trial_id, 0)
-        self.event(trial, "completed" if epochs >= self.max_t else "[dim]stopped by the scheduler[/]")
-
-    def restored(self, trials) -> None:
-        """Once, at the first step: a resumed sweep's trials that ended before count as done, each with
-        the line its end printed then, so the console reads as an uninterrupted sweep's."""
-        if self.seen_restored:
-            return
-        self.seen_restored = True
-        for trial in trials:
-            if trial.status not in ("TERMINATED", "ERROR") or trial.trial_id in self.done:
-                continue
-            self.done.add(trial.trial_id)
-            result = trial.last_result or {}
-            self.record(trial, result)
-            epochs = self.epochs.get(trial.trial_id, 0)
-            if trial.status == "ERROR":
-                what = f"[red]failed[/]: {trial_error(trial)}"
-            else:
-                what = "completed" if epochs >= self.max_t else "[dim]stopped by the scheduler[/]"
-            self.progress.console.print(f"trial {trial.trial_id} {what} (before the resume)")
-        self.update(trials)
-
-    def update(self, trials) -> None:
-        states = [t.status for t in trials]
-        best = "n/a" if self.best is None else f"{self.best:.3f}"
-        text = (
-            f"best {self.metric}={best} | running {states.count('RUNNING')} | "
-            f"pending {states.count('PENDING')} | errors {states.count('ERROR')}"
-        )
-        self.progress.update(self.task, completed=len(self.done), description=text)
-
-    def __enter__(self):
-        from ser.sweep.callbacks import PROGRESS
-
-        PROGRESS["ser-sweep"] = self
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        from ser.sweep.callbacks import PROGRESS
-
-        self.progress.stop()
-        PROGRESS.pop("ser-sweep", None)
-
-
 def _wandb_callback(plan: SweepPlan, enabled: bool | None):
     if not wandb_enabled(plan, enabled):
         return None
-    from ser.sweep.wandb_log import make_callback
+    from ser.sweep.callbacks import WandbTrials
 
-    return make_callback(
+    return WandbTrials(
         project=plan.sweep.wandb.project,
         group=plan.sweep.wandb.group or plan.sweep.name,
         mode=plan.sweep.wandb.mode,

@@ -6,7 +6,9 @@ and training metrics) as it happens, so an online dashboard shows curves during 
 finished when the trial ends: with its test metrics and confusion matrix when it completed, tagged
 `stopped` when the scheduler stopped it, `failed` with the error otherwise. Trials that Tune ends without
 a completion callback (the last trials of an experiment) are finished at experiment end, so every run is
-complete. The summary run holds the leaderboard as a table and the sweep's plots.
+complete; one still running when the sweep is interrupted is tagged `interrupted`, and `--resume`
+continues it under the same run id. The summary run (one per sweep, a fixed id: a resumed sweep replaces
+it) holds the leaderboard as a table and the sweep's plots.
 Offline by default; `wandb sync DIR/wandb/offline-run-*` uploads later.
 """
 
@@ -38,14 +40,6 @@ def init_run(**kwargs: Any):
 
     os.environ.setdefault("WANDB_SILENT", "true")
     return wandb.init(reinit="create_new", settings=wandb.Settings(silent=True, console="off"), **kwargs)
-
-
-def make_callback(project: str, group: str, mode: str, base: dict[str, Any]):
-    """The Tune callback writing one live W&B run per trial (ser.sweep.callbacks: pickled by reference,
-    so a resumed sweep's restored callback writes to this process's runs)."""
-    from ser.sweep.callbacks import WandbTrials
-
-    return WandbTrials(project, group, mode, base)
 
 
 def run_id(group: str, name: str) -> str:

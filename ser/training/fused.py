@@ -47,7 +47,7 @@ from ser.models.pipeline import CKPT_KEY
 from ser.models.registry import count_parameters
 from ser.models.schedules import build_scheduler
 from ser.training.callbacks import HISTORY_KEY, EpochHook
-from ser.training.fold import (
+from ser.training.parts import (
     BEST,
     build_fold_model,
     checkpoint_info,
