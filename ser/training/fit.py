@@ -116,11 +116,11 @@ def fit_folds(
     console: Any = None,
 ) -> RunResult:
     """Train every fold named by `data.fold`; write the run directory; print the summary table."""
+    check_accelerator(str(cfg.trainer.accelerator))  # before features and the run folder: nothing left behind
     from rich.console import Console
 
     console = console or Console(stderr=True)
     start = time.perf_counter()
-    check_accelerator(str(cfg.trainer.accelerator))  # before features and the run folder: nothing left behind
     prepared = prepared or prepare_data(cfg, progress=cfg.trainer.progress_bar)
     report_data(prepared, console)
     run_dir = run_dir or make_run_dir(cfg)
