@@ -107,3 +107,12 @@ def test_the_graph_reads_function_level_and_relative_imports() -> None:
 
 def test_no_import_cycles() -> None:
     assert cycles(import_graph()) == []
+
+
+def test_filename_coded_corpora_share_one_scan_loop() -> None:
+    """Each filename-coded adapter writes only its parser; the loop over files is ser.data.corpora.named."""
+    corpora = ROOT / "ser" / "data" / "corpora"
+    for name in ("ravdess", "crema_d", "tess", "emodb", "savee", "esd", "iemocap"):
+        graph = import_graph()[f"ser.data.corpora.{name}"]
+        assert "ser.data.corpora.named" in graph, name
+        assert "find_audio_files" not in (corpora / f"{name}.py").read_text(), name
