@@ -132,6 +132,7 @@ def test_cross_validation_over_all_folds(tiny_cfg_factory) -> None:
     assert metrics["summary"]["test/uar"]["n"] == 4
 
 
+@pytest.mark.slow  # computes the handcrafted features (librosa's chroma, contrast, tonnetz): 40 s loaded
 def test_svm_baseline_reports_same_metrics(tiny_cfg_factory) -> None:
     result = fit_folds(tiny_cfg_factory("model.name=svm", "trainer.run_name=svm"))
     fold = result.metrics["folds"][0]
