@@ -4,7 +4,8 @@
 
 Serves the UI on a free loopback port, drives Debian's headless Chromium with Playwright (no browser
 download: `executable_path` points at /usr/bin/chromium), uploads a clip through the page's file input and
-captures both pages. Without --audio the clip is the synthetic corpus's speakers saying one utterance per
+captures both pages (the sweep page with its best trial opened and the top three trials compared).
+Without --audio the clip is the synthetic corpus's speakers saying one utterance per
 emotion of the checkpoint, one after the other, so the timeline shows the emotion changing.
 """
 
@@ -74,9 +75,17 @@ def main() -> int:
             page.goto(f"{url}/")
             page.set_input_files("#file", str(audio))
             page.wait_for_selector("#result:not([hidden])", timeout=30_000)
+            page.wait_for_function("document.getElementById('player').duration > 0")
             page.screenshot(path=str(out / "predict.png"), full_page=True)
             page.goto(f"{url}/sweep")
             page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+            rows = page.locator("#leaderboard tbody tr[data-trial-url]")
+            if rows.count():  # open the best trial, compare the top three
+                rows.nth(0).locator("td").nth(1).click()
+                page.wait_for_selector("#trial-view:not([hidden])")
+                for i in range(min(3, rows.count())):
+                    rows.nth(i).locator("input.compare").check()
+                page.wait_for_function("document.querySelectorAll('#compare-chart polyline').length > 0")
             page.screenshot(path=str(out / "sweep.png"), full_page=True)
             browser.close()
     print(f"wrote {out / 'predict.png'} and {out / 'sweep.png'}")

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-import types
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 import pytest
 import soundfile as sf
-
-# `tests` is this folder: some dependencies (audmath, which opensmile installs) ship a top-level `tests`
-# package in site-packages, which would otherwise win over this folder in `from tests.helpers import ...`.
-_HERE = Path(__file__).resolve().parent
-if Path(getattr(sys.modules.get("tests"), "__file__", None) or "/").parent != _HERE:
-    _package = types.ModuleType("tests")
-    _package.__path__ = [str(_HERE)]
-    sys.modules["tests"] = _package
 
 # Tests never download: transformers and huggingface_hub read these when they are first imported.
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -1,4 +1,6 @@
-"""The web UI in a real headless Chromium: upload a WAV and see a label; sort the sweep leaderboard.
+"""The web UI in a real headless Chromium: upload a WAV and see its label, probabilities, player,
+spectrogram and timeline strip; sort the sweep leaderboard, open a trial's curves and config, compare
+trials on one plot. Set SER_SCREENSHOT_DIR to also save what the browser drew as PNGs.
 
 Needs Debian's chromium at /usr/bin/chromium and Playwright for Python (its own browser download is never
 used: `executable_path` points at the system browser). Skips with the reason when either is missing.
@@ -6,11 +8,12 @@ used: `executable_path` points at the system browser). Skips with the reason whe
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, chromium_missing
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, INK_JS, chromium_missing
 
 if chromium_missing():
     pytest.skip(chromium_missing(), allow_module_level=True)
@@ -46,7 +49,21 @@ def page(server):
         browser.close()
 
 
-def test_upload_shows_label_bars_and_timeline(server, page, tmp_path: Path, wav_writer) -> None:
+def screenshot(page, name: str) -> None:
+    folder = os.environ.get("SER_SCREENSHOT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def box(page, selector: str) -> dict[str, float]:
+    return page.locator(selector).bounding_box()
+
+
+@pytest.mark.slow
+def test_upload_shows_label_bars_player_spectrogram_and_timeline(
+    server, page, tmp_path: Path, wav_writer
+) -> None:
     url, labels = server
     clip = wav_writer(tmp_path / "speech.wav", seconds=2.5, sample_rate=22050, kind="noise")
     page.goto(f"{url}/")
@@ -59,6 +76,29 @@ def test_upload_shows_label_bars_and_timeline(server, page, tmp_path: Path, wav_
     assert n_windows >= 2
     assert page.locator("#timeline svg circle").count() == n_windows * len(labels)
     assert page.locator("#timeline svg polyline").count() == len(labels)
+    # the clip plays back: the player holds the uploaded bytes and knows their length
+    page.wait_for_function("document.getElementById('player').duration > 0")
+    assert page.get_attribute("#player", "src").startswith("blob:")
+    assert abs(page.evaluate("document.getElementById('player').duration") - 2.5) < 0.05
+    # the log-mel picture: one column per 10 ms at the model's rate, 64 bands, drawn with many colours
+    picture = page.evaluate(INK_JS, "#spectrogram")
+    assert (picture["width"], picture["height"]) == (1 + int(2.5 * 16000) // 160, 64), picture
+    assert picture["ink"] > 0.3 and picture["colours"] > 20 and picture["shownWidth"] > 400, picture
+    bars, spectro = box(page, "#bars"), box(page, "#spectrogram")
+    assert spectro["x"] >= bars["x"] + bars["width"] - 1  # beside the probabilities, not below them
+    # the timeline as a strip over the spectrogram: one segment per window, coloured by its top label
+    segments = page.locator("#strip span")
+    assert segments.count() == n_windows
+    assert {segments.nth(i).get_attribute("data-label") for i in range(n_windows)} <= set(labels)
+    strip = box(page, "#strip")
+    assert strip["y"] + strip["height"] <= spectro["y"] + 1 and abs(strip["width"] - spectro["width"]) < 2
+    assert "s" in page.inner_text("#time-axis") and "kHz" in page.inner_text("#fmax")
+    screenshot(page, "predict")
+    # one window: no strip, the spectrogram still drawn
+    page.set_input_files("#file", str(wav_writer(tmp_path / "short.wav", seconds=0.4, kind="tone")))
+    page.wait_for_function("document.getElementById('summary').textContent.includes('1 window')")
+    assert page.locator("#strip span").count() == 0
+    assert page.evaluate(INK_JS, "#spectrogram")["width"] == 1 + int(0.4 * 16000) // 160
     assert page.js_errors == []
 
 
@@ -92,4 +132,50 @@ def test_sweep_page_rows_sorting_and_images(server, page) -> None:
     page.wait_for_function("Array.from(document.images).every(i => i.complete)")
     widths = page.eval_on_selector_all(".plots img", "imgs => imgs.map(i => i.naturalWidth)")
     assert len(widths) == 5 and all(w > 0 for w in widths)
+    assert page.js_errors == []
+
+
+def test_sweep_row_opens_its_curves_and_config_and_ticked_trials_compare(server, page) -> None:
+    url, _ = server
+    page.goto(f"{url}/sweep")
+    assert page.is_hidden("#trial-view") and page.is_hidden("#compare-view")
+    # the best config: searched values and other differences first, the full YAML folded
+    assert "model.depth" in page.inner_text("#best-searched") and "6" in page.inner_text("#best-searched")
+    assert "model.pool" in page.inner_text("#best-changes") and page.is_hidden("#best-yaml pre")
+    page.locator("#leaderboard tr[data-trial='t0002'] td").nth(2).click()
+    page.wait_for_selector("#trial-view:not([hidden])")
+    assert page.inner_text("#trial-id") == "t0002" and "epoch 8" in page.inner_text("#trial-summary")
+    for chart in ("#trial-loss", "#trial-metric"):
+        assert page.locator(f"{chart} polyline.series").count() == 2  # train and val
+        assert page.locator(f"{chart} .xtick").all_text_contents() == [str(e) for e in range(1, 9)]
+        assert page.locator(f"{chart} circle").count() >= 16
+    ring = page.locator("#trial-metric .selected-epoch-ring title").text_content()
+    assert "selected epoch 8" in ring
+    assert "optim.lr" in page.inner_text("#trial-searched") and "attention" in page.inner_text(
+        "#trial-changes"
+    )
+    page.click("#trial-view details summary")
+    assert "pool: attention" in page.inner_text("#trial-config")
+    screenshot(page, "sweep_trial")
+    page.locator("#leaderboard tbody tr", has_text="t0004").locator("td").nth(
+        1
+    ).click()  # no trial file: nothing opens, no error
+    assert page.inner_text("#trial-id") == "t0002"
+    # compare two trials on one plot, by the sweep metric (selected epochs ringed), then by another key
+    page.check("#leaderboard tr[data-trial='t0001'] input.compare")
+    page.check("#leaderboard tr[data-trial='t0003'] input.compare")
+    page.wait_for_function("document.querySelectorAll('#compare-chart polyline.series').length === 2")
+    legend = page.locator("#compare-chart .legend-label").all_text_contents()
+    assert legend == ["t0001 (depth=4, lr=0.001)", "t0003 (depth=2, lr=0.01)"]
+    assert page.locator("#compare-chart .selected-epoch-ring").count() == 2
+    assert page.locator("#compare-chart circle:not(.selected-epoch-ring)").count() == 8 + 2
+    page.select_option("#compare-metric", "val/loss")
+    page.wait_for_function(
+        "document.querySelector('#compare-chart svg').getAttribute('aria-label') === 'val/loss per epoch'"
+    )
+    assert page.locator("#compare-chart polyline.series").count() == 2
+    assert page.locator("#compare-chart .selected-epoch-ring").count() == 0
+    screenshot(page, "sweep_compare")
+    page.click("#compare-clear")
+    assert page.is_hidden("#compare-view")
     assert page.js_errors == []

@@ -120,6 +120,12 @@ def test_report_of_a_fit_run_is_self_contained(tiny_run, tmp_path):
     worst = per_speaker(pred)[0]
     assert f"Worst speakers: <b>{worst.speaker.split(':')[1]}</b> (UA {worst.uar:.2f}" in page
     assert f"ECE {reliability(pred.probs, pred.y).ece:.3f}" in page
+    # the training curves with the kept epoch named (1-based), and the config folded
+    training = page[page.index('<h2 id="training">') : page.index('<h2 id="config">')]
+    fold = tiny_run.folds[0]
+    assert f"fold {fold.fold}: epoch {fold.selection.epoch + 1} of {fold.epochs}" in training
+    assert 'alt="training curves"' in training
+    assert "<details><summary>config.yaml (" in page and "max_epochs:" in page
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +163,7 @@ def test_report_of_a_sweep_reads_its_best_trial(tiny_run, tmp_path):
     assert path == sweep / "report.html"
     page = path.read_text()
     assert "ser report: sweep" in page and "best trial of the sweep, chosen on validation" in page
+    assert "<summary>best_config.yaml (" in page
 
 
 def test_report_without_predictions_says_why_and_bad_paths_are_user_errors(tiny_run, tmp_path, capsys):

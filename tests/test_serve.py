@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import struct
@@ -22,6 +23,7 @@ with warnings.catch_warnings():  # Starlette 1.x warns that its TestClient will 
 from ser.inference.scorer import load_scorer, window_starts  # noqa: E402
 from ser.serve.app import create_app  # noqa: E402
 from ser.serve.sweep import metric_column, read_sweep, resolve_sweep_file  # noqa: E402
+from tests.helpers.sweep_trials import write_fake_trials  # noqa: E402
 
 LEADERBOARD = """\
 trial_id,status,val/uar,val/uar_best,epochs,stopped_early,wall_seconds,error,model.depth,optim.lr
@@ -68,6 +70,7 @@ def make_sweep_dir(root: Path, plots: bool = True) -> Path:
         (root / "best").mkdir(exist_ok=True)
         (root / "best" / "confusion_matrix.png").write_bytes(png_bytes(rgb=(46, 157, 91)))
         (root / "best" / "curves.png").write_bytes(png_bytes(rgb=(224, 96, 43)))
+        write_fake_trials(root)
     return root
 
 
@@ -144,6 +147,25 @@ def test_predict_wav(client, scorer, tmp_path, scratch) -> None:
     assert all(w["label"] in scorer.labels for w in body["windows"])
     assert body["notes"] == []
     assert list(scratch.iterdir()) == []  # the per-request copy is gone
+    picture = body["spectrogram"]  # the page's log-mel picture: 64 bands x one column per 10 ms
+    assert (picture["n_mels"], picture["frames"]) == (64, 1 + int(seconds * 16000) // 160)
+    assert len(base64.b64decode(picture["data"])) == 64 * picture["frames"]
+
+
+def test_display_spectrogram_puts_a_tone_in_its_band_and_pools_long_clips() -> None:
+    import librosa
+
+    from ser.serve.spectrogram import display_spectrogram
+
+    sr = 16000
+    tone = 0.5 * np.sin(2 * np.pi * 1000.0 * np.arange(sr) / sr).astype(np.float32)
+    picture = display_spectrogram(tone, sr)
+    data = np.frombuffer(base64.b64decode(picture["data"]), dtype=np.uint8).reshape(64, picture["frames"])
+    centres = librosa.mel_frequencies(n_mels=66, fmin=0, fmax=sr / 2)[1:-1]  # band k peaks at centres[k]
+    assert abs(centres[int(data.mean(axis=1).argmax())] - 1000.0) < 120  # row 0 is the lowest band
+    assert data.max() == 255 and picture["seconds_per_frame"] == pytest.approx(0.01)
+    long = display_spectrogram(np.tile(tone, 30), sr, max_frames=500)  # 30 s = 3001 frames -> pooled by 7
+    assert long["frames"] <= 500 and long["seconds_per_frame"] == pytest.approx(0.07)
 
 
 def test_wrong_rate_and_stereo_are_converted_and_said(client, tmp_path) -> None:
@@ -289,6 +311,29 @@ def test_sweep_page(client) -> None:
     image = client.get("/sweep/files/best/curves.png")
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"
     assert image.content.startswith(b"\x89PNG")
+
+
+def test_sweep_page_links_trials_and_shows_the_best_configs_changes_first(client) -> None:
+    body = client.get("/api/sweep").json()
+    assert body["trials"] == {t: f"/sweep/files/trials/{t}.json" for t in ("t0001", "t0002", "t0003")}
+    trial = client.get(body["trials"]["t0002"]).json()
+    assert [h["epoch"] for h in trial["history"]] == list(range(1, 9)) and trial["best_epoch"] == 8
+    assert "val/uar_sd" not in trial["history"][0] and trial["searched"] == {
+        "model.depth": 6,
+        "optim.lr": 0.0003,
+    }
+    assert {"key": "model.pool", "base": "mean", "value": "attention"} in trial["changes"]
+    html = client.get("/sweep").text
+    assert html.count("data-trial-url=") == 3  # the failed trial without a file is not clickable
+    searched = html[
+        html.index('id="best-searched"') : html.index("</table>", html.index('id="best-searched"'))
+    ]
+    assert "model.depth" in searched and ">6<" in searched and "0.0003" in searched
+    changes = html[html.index('id="best-changes"') : html.index("</table>", html.index('id="best-changes"'))]
+    assert "model.pool" in changes and "attention" in changes and "model.depth" not in changes
+    assert html.index('id="best-searched"') < html.index('id="best-yaml"')  # full YAML after, folded
+    assert '<details id="best-yaml" >' in html
+    assert "trainer.max_epochs" in html[html.index('id="best-fixed"') :]
 
 
 def test_sweep_of_a_failed_run_shows_what_exists(scorer, tmp_path) -> None:

@@ -225,6 +225,19 @@ def test_smoke_sweep_asha_stops_and_failures_are_recorded(tiny_env, ray_session,
     assert "<h2>Embeddings</h2>" in write_report(out).read_text()
     for plot in ("parallel_coordinates.png", "asha_rungs.png", "metric_vs_optim.lr.png", "best/curves.png"):
         assert (out / plot).stat().st_size > 0, plot
+    # trials/<id>.json: each trial's 1-based curves, searched values, differences from the base, config
+    trials = [json.loads(p.read_text()) for p in (out / "trials").glob("*.json")]
+    by_lr = {t["searched"]["optim.lr"]: t for t in trials}
+    assert set(by_lr) == {0.01, 0.0, 1.0e30}
+    record = by_lr[0.01]
+    assert [h["epoch"] for h in record["history"]] == [1, 2, 3] and record["status"] == "completed"
+    assert record["best_epoch"] == int(good["best_epoch"]) and {"train/loss", "val/uar"} <= set(
+        record["history"][0]
+    )
+    assert {"key": "optim.lr", "base": plan.base.optim.lr, "value": 0.01} in record["changes"]
+    assert "trainer.progress_bar" not in {c["key"] for c in record["changes"]}
+    assert "lr: 0.01" in record["config"]
+    assert [h["epoch"] for h in by_lr[0.0]["history"]] == [1, 2]
     info = json.loads((out / "sweep.json").read_text())
     assert info["trials"] == 3 and info["epochs_total"] == 3 + 2 and info["rungs"] == [2]
     # one offline W&B run per trial, logged live, with the trial's OWN resolved config (nested)

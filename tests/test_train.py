@@ -16,7 +16,7 @@ from ser.config import load_config
 from ser.inference.checkpoint import CheckpointError, read_checkpoint
 from ser.inference.predict import predict_paths
 from ser.inference.scorer import window_starts
-from ser.models.pipeline import CKPT_KEY
+from ser.models import CKPT_KEY
 from ser.training.evaluate import evaluate_checkpoint
 from ser.training.fit import fit_folds
 
@@ -214,11 +214,34 @@ def test_speaker_normalised_model_scores_files_with_their_speakers_statistics(
     sf.write(quiet, (0.01 * rng.standard_normal(16000 * 2)).astype(np.float32), 16000)
     sf.write(loud, np.clip(0.8 * rng.standard_normal(16000 * 2), -1, 1).astype(np.float32), 16000)
     ckpt = fold.checkpoint
-    alone = predict_paths(ckpt, [str(quiet)])[0]["probabilities"]
-    together = predict_paths(ckpt, [str(quiet), str(loud)])[0]["probabilities"]
-    per_file = predict_paths(ckpt, [str(quiet), str(loud)], speaker_per_file=True)[0]["probabilities"]
-    assert per_file == alone  # each file its own speaker: the other file changes nothing
-    assert together != alone  # one speaker: the loud file's frames moved the quiet file's statistics
+    alone = predict_paths(ckpt, [str(quiet)])[0]
+    together = predict_paths(ckpt, [str(quiet), str(loud)], same_speaker=True)[0]
+    per_file = predict_paths(ckpt, [str(quiet), str(loud)])[0]  # the default: each file on its own
+    assert per_file["probabilities"] == alone["probabilities"]  # the other file changes nothing
+    # one speaker: the loud file's frames moved the quiet file's statistics
+    assert together["probabilities"] != alone["probabilities"]
+    assert per_file["normalization"] == "speaker: this file"
+    assert together["normalization"] == "speaker: all 2 file(s) as one"
+    # a speaker pattern groups files by the speaker their paths name; a file it does not match is alone
+    (tmp_path / "A").mkdir()
+    (tmp_path / "B").mkdir()
+    files = [tmp_path / "A" / "quiet.wav", tmp_path / "A" / "loud.wav", tmp_path / "B" / "quiet.wav"]
+    for target, source in zip(files, (quiet, loud, quiet)):
+        target.write_bytes(source.read_bytes())
+    other = tmp_path / "quiet_other.wav"
+    other.write_bytes(quiet.read_bytes())
+    grouped = predict_paths(ckpt, [*map(str, files), str(other)], speaker_pattern=r"/(?P<speaker>[AB])/")
+    assert grouped[0]["probabilities"] == together["probabilities"]  # A: quiet + loud, as one speaker
+    assert grouped[2]["probabilities"] == alone["probabilities"]  # B: quiet alone
+    assert grouped[3]["probabilities"] == alone["probabilities"]
+    assert [g["normalization"] for g in grouped] == [
+        "speaker 'A': 2 file(s)",
+        "speaker 'A': 2 file(s)",
+        "speaker 'B': 1 file(s)",
+        "speaker: this file (pattern did not match)",
+    ]
+    assert main(["predict", ckpt, str(quiet), str(loud), "--speaker-pattern", "(", "--json"]) == 2
+    assert main(["predict", ckpt, str(quiet), str(loud), "--same-speaker", "--json"]) == 0
     assert main(["predict", ckpt, str(quiet), str(loud), "--speaker-per-file", "--json"]) == 0
 
 

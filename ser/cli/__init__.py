@@ -114,7 +114,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ser.inference.predict import predict_paths, print_predictions
 
     results = predict_paths(
-        args.checkpoint, args.audio, window=args.window, hop=args.hop, speaker_per_file=args.speaker_per_file
+        args.checkpoint,
+        args.audio,
+        window=args.window,
+        hop=args.hop,
+        speaker_pattern=args.speaker_pattern,
+        same_speaker=args.same_speaker,
     )
     if args.json:
         for item in results:
@@ -220,11 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", type=positive_float, default=None, help="window seconds (default: training length)"
     )
     pr.add_argument("--hop", type=positive_float, default=None, help="hop seconds (default: half a window)")
-    pr.add_argument(
-        "--speaker-per-file",
-        action="store_true",
-        help="speaker-normalised models: each file is its own speaker (default: all files given are one)",
+    speakers = pr.add_mutually_exclusive_group()
+    speakers.add_argument(
+        "--speaker-pattern",
+        default=None,
+        metavar="REGEX",
+        help="speaker-normalised models: files whose paths give the same speaker share statistics; the "
+        "regex's `speaker` group (or first group) names it, e.g. 'Actor_(\\d+)' (default: each file alone)",
     )
+    speakers.add_argument(
+        "--same-speaker", action="store_true", help="speaker-normalised models: all files are one speaker"
+    )
+    speakers.add_argument("--speaker-per-file", action="store_true", help=argparse.SUPPRESS)  # the default
     pr.set_defaults(func=cmd_predict)
 
     from ser.cli.live import add_live_parser

@@ -6,6 +6,8 @@ import argparse
 import ipaddress
 import sys
 
+from ser.extras import install_hint
+
 UI_MODULES = ("fastapi", "uvicorn", "multipart", "jinja2")
 
 
@@ -59,7 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     missing = missing_ui_modules()
     if missing:
         print(
-            f"ser: error: `ser serve` needs {', '.join(missing)}: pip install 'ser[ui]'",
+            f"ser: error: `ser serve` needs {', '.join(missing)}: {install_hint('ui')}",
             file=sys.stderr,
         )
         return 2

@@ -11,9 +11,9 @@ from ser.cli.args import split_overrides
 from ser.cli.errors import INTERRUPTED, run_reporting_errors
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "ser sweep") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ser.sweep",
+        prog=prog,
         description="Run a hyperparameter sweep (Ray Tune, ASHA by default) from a sweep YAML file.",
         epilog=(
             "Overrides: key=value sets the trials' base config (e.g. data.root=PATH); "
@@ -38,11 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Exit 0 when the sweep finished, 130 when interrupted (it says how to resume), 2 for bad input."""
+def main(argv: Sequence[str] | None = None, prog: str = "ser sweep") -> int:
+    """Exit 0 when the sweep finished, 130 when interrupted (it says how to resume), 2 for bad input.
+    `prog`: how the usage line names the command (`ser sweep`, or `python -m ser.sweep`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides, rest = split_overrides(argv)
-    args = build_parser().parse_args(rest)
+    args = build_parser(prog).parse_args(rest)
 
     def run() -> int:
         from ser.sweep.spec import load_sweep
@@ -64,4 +65,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return INTERRUPTED if outcome.get("interrupted") else 0
 
-    return run_reporting_errors(run, prog="ser sweep")
+    return run_reporting_errors(run, prog=prog)

@@ -10,7 +10,7 @@ trains the default.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,15 +77,47 @@ def read_yaml(path: str | Path) -> DictConfig:
 
 
 # ------------------------------------------------------------------------------------------- presets
+ABBREVIATIONS = ("e.g.", "i.e.", "incl.", "vs.", "cf.", "approx.", "etc.")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a comment (a period, outside brackets and backticks, before a space or the
+    end; not an abbreviation's), so `ser configs` never stops mid-sentence at a line break."""
+    depth, code = 0, False
+    for i, char in enumerate(text):
+        if char == "`":
+            code = not code
+        elif code:
+            continue
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(0, depth - 1)
+        elif char == "." and depth == 0 and (i + 1 == len(text) or text[i + 1] == " "):
+            if not any(text[: i + 1].endswith(a) for a in ABBREVIATIONS):
+                return text[: i + 1]
+    return text.strip()
+
+
+def preset_description(text: str) -> str:
+    """The first sentence of a preset's leading comment block (its `#` lines, joined)."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            if lines:
+                break
+            continue
+        lines.append(line.lstrip("#").strip())
+    return first_sentence(" ".join(part for part in lines if part))
+
+
 def list_presets() -> list[tuple[str, str]]:
-    """(name, first comment line) of every packaged preset, e.g. ("model/sentan", "SentAn, tuned ...")."""
+    """(name, what it is) of every packaged preset, e.g. ("model/sentan", "SentAn, tuned on ..."): the first
+    sentence of its leading comment."""
     presets = []
     for path in sorted(PRESET_DIR.rglob("*.yaml")):
         name = path.relative_to(PRESET_DIR).with_suffix("").as_posix()
-        comment = next(
-            (line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")), ""
-        )
-        presets.append((name, comment))
+        presets.append((name, preset_description(path.read_text())))
     return presets
 
 
@@ -135,18 +167,34 @@ def read_layers(item: str | Path, relative_to: Path | None = None, _seen: tuple[
     return layers
 
 
-def load_config(files: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> DictConfig:
-    """The schema, then each config (file or preset, after the configs it builds on), then overrides;
-    validated (ranges and enumerations) before it is returned."""
+def load_config(
+    files: Sequence[str | Path | Mapping[str, Any]] = (), overrides: Sequence[str] = ()
+) -> DictConfig:
+    """The schema, then each config (file or preset, after the configs it builds on; or a mapping of
+    differences, nested or with dotted keys, from Python), then overrides; validated (ranges and
+    enumerations) before it is returned."""
     from ser.config.validate import validate
 
     cfg: DictConfig = OmegaConf.structured(RootConfig)
     for item in files:
+        if isinstance(item, Mapping):
+            cfg = merge_into(cfg, _nested(item), "the given mapping")
+            continue
         for path, layer in read_layers(item):
             cfg = merge_into(cfg, layer, str(path))
     cfg = merge_into(cfg, parse_overrides(overrides), "overrides")
     validate(cfg)
     return cfg
+
+
+def _nested(mapping: Mapping[str, Any]) -> DictConfig:
+    """{"model.depth": 2, "data": {...}} -> one nested config (dotted keys split, as in overrides)."""
+    out = OmegaConf.create({})
+    for key, value in mapping.items():
+        if isinstance(value, Mapping):
+            value = _nested(value)
+        OmegaConf.update(out, str(key), value, merge=True)
+    return out
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -166,7 +166,7 @@ class ModelConfig:
     svm_class_weight: str = "none"  # none | balanced (weights inversely proportional to counts)
     # > 1: that many members (seeds) per fold (fused on a GPU, else one by one), probabilities averaged
     ensemble: int = 1
-    # ssl: a pretrained speech encoder from Hugging Face transformers (pip install "ser[ssl]"); the head
+    # ssl: a pretrained speech encoder from Hugging Face transformers (pip install -e ".[ssl]"); the head
     # reads hidden, classifier_layers, activation, dropout and classifier_dropout like the CNN heads do
     encoder: Optional[str] = None  # hub id (facebook/wav2vec2-base) or a local directory (hf download)
     encoder_revision: Optional[str] = None  # hub ids only: branch, tag or commit
@@ -217,6 +217,7 @@ class TrainerConfig:
     limit_train_batches: float = 1.0
     limit_val_batches: float = 1.0
     progress_bar: bool = True
+    tensorboard: bool = False  # also log every fold's epochs as TensorBoard event files (fold_K/tensorboard/)
     compile: bool = False
     channels_last: bool = False
     # K models of one architecture (the folds of a CV trial or `ser fit data.fold=all`, a seed ensemble)

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ser.config import ConfigError, RootConfig, merge_into, validate
 from ser.config.errors import UserError
-from ser.models.pipeline import CKPT_KEY
+from ser.models import CKPT_KEY
 
 KINDS = ("logmel", "mfcc", "handcrafted", "embeddings", "waveform")  # what a checkpoint's rows are
 
@@ -36,6 +36,7 @@ class LoadedCheckpoint:
     row_shape: tuple[int, ...]
     info: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
+    epochs: int = 0  # epochs trained when it was saved (the best checkpoint: up to its epoch); 0: unknown
 
 
 def _first_line(exc: BaseException) -> str:
@@ -64,6 +65,16 @@ def _info_field(path: Path, info: dict[str, Any], key: str, check: Any, want: st
     if not ok:
         raise CheckpointError(f"{path}: checkpoint metadata '{key}' must be {want}, got {value!r}")
     return value
+
+
+def saved_epochs(raw: dict[str, Any]) -> int:
+    """Epochs trained when the checkpoint was saved: its per-epoch history (the History callback's
+    `ser_history` entry), else Lightning's 0-based `epoch` + 1; 0 when it has neither."""
+    history = raw.get("ser_history")
+    if isinstance(history, list) and history:
+        return len(history)
+    epoch = raw.get("epoch")
+    return int(epoch) + 1 if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 else 0
 
 
 def read_checkpoint(path: str | Path) -> LoadedCheckpoint:
@@ -118,6 +129,7 @@ def read_checkpoint(path: str | Path) -> LoadedCheckpoint:
         waveform_mode=bool(waveform_mode),
         row_shape=tuple(int(d) for d in row_shape),
         info=info,
+        epochs=saved_epochs(raw),
         state_dict=raw["state_dict"],
     )
 

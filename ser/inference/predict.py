@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+from ser.config.errors import UserError
 from ser.data.normalize import SpeakerStats
 from ser.inference.scorer import load_scorer, score_wave, windows_of
 
@@ -26,22 +28,78 @@ def expand_audio_paths(items: list[str]) -> list[Path]:
     return paths
 
 
+class SpeakerPatternError(UserError, ValueError):
+    """`--speaker-pattern` is not a regular expression."""
+
+
+# what a model that is not speaker-normalised standardises each clip with (data.features.normalize)
+CLIP_NORMALIZATION = {
+    "utterance": "per clip",
+    "train": "training-split statistics",
+    "none": "none",
+}
+
+
+def speaker_groups(
+    paths: list[Path], pattern: str | None = None, same_speaker: bool = False
+) -> tuple[list[str], list[str]]:
+    """(group key, description) per file: the files whose statistics standardise it together.
+
+    `same_speaker`: all files are one speaker. `pattern`: a regex searched in each path; its `speaker`
+    group (or first group, or the whole match) names the speaker, so `Actor_(\\d+)` groups a RAVDESS
+    folder by actor; a file it does not match is its own speaker. Neither: each file on its own (a folder
+    of different speakers must not share statistics).
+    """
+    if same_speaker:
+        return ["all"] * len(paths), [f"speaker: all {len(paths)} file(s) as one"] * len(paths)
+    if pattern is None:
+        return [f"file:{p}" for p in paths], ["speaker: this file"] * len(paths)
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise SpeakerPatternError(
+            f"--speaker-pattern {pattern!r} is not a regular expression: {exc}"
+        ) from None
+    keys = []
+    for path in paths:
+        match = regex.search(path.as_posix())
+        if match is None:
+            keys.append(f"file:{path}")
+        elif "speaker" in regex.groupindex:
+            keys.append(f"speaker:{match.group('speaker')}")
+        else:
+            keys.append(f"speaker:{match.group(1) if regex.groups else match.group(0)}")
+    counts = {key: keys.count(key) for key in keys}
+    described = [
+        "speaker: this file (pattern did not match)"
+        if key.startswith("file:")
+        else f"speaker {key.split(':', 1)[1]!r}: {counts[key]} file(s)"
+        for key in keys
+    ]
+    return keys, described
+
+
 def predict_paths(
     checkpoint: str | Path,
     audio: list[str],
     window: float | None = None,
     hop: float | None = None,
-    speaker_per_file: bool = False,
+    speaker_per_file: bool = True,
+    speaker_pattern: str | None = None,
+    same_speaker: bool = False,
 ) -> list[dict[str, Any]]:
-    """One result per file; a file that cannot be read gives an `error` entry and the rest go on.
+    """One result per file; a file that cannot be read gives an `error` entry and the rest go on. Each
+    result says in `normalization` what standardised its features.
 
-    A speaker-normalised checkpoint takes the files given together as one speaker (their pooled statistics
-    standardise every file), or each file as its own speaker with `speaker_per_file`.
+    A speaker-normalised checkpoint standardises each file with its speaker's statistics: the files that
+    `speaker_pattern` gives the same speaker, all files (`same_speaker`), or else the file alone
+    (`speaker_per_file`, the default; kept as a parameter for callers that name it).
     """
     from ser.data.audio import AudioError, load_audio
 
     scorer = load_scorer(checkpoint)
     paths = expand_audio_paths(audio)
+    keys, described = speaker_groups(paths, speaker_pattern, same_speaker)
 
     def waves():  # decoded again per pass rather than held: a folder may be a whole corpus
         for path in paths:
@@ -50,19 +108,27 @@ def predict_paths(
             except AudioError as exc:
                 yield path, exc.reason
 
-    speaker = None
-    if scorer.speaker_normalized and not speaker_per_file:
-        speaker = SpeakerStats()
-        for _, wave in waves():
-            if not isinstance(wave, str):
-                scorer.speaker_stats(windows_of(scorer, wave, window, hop)[2], speaker)
-        speaker = speaker if speaker.count else None
+    stats: dict[str, SpeakerStats] = {}
+    if scorer.speaker_normalized:
+        shared = {key for key in keys if keys.count(key) > 1}  # a file alone needs no first pass
+        if shared:
+            for key, (_, wave) in zip(keys, waves()):
+                if key in shared and not isinstance(wave, str):
+                    scorer.speaker_stats(
+                        windows_of(scorer, wave, window, hop)[2], stats.setdefault(key, SpeakerStats())
+                    )
+    clip = CLIP_NORMALIZATION.get(str(scorer.checkpoint.cfg.data.features.normalize), "per clip")
     results = []
-    for path, wave in waves():
+    for key, note, (path, wave) in zip(keys, described, waves()):
         if isinstance(wave, str):
             results.append({"path": str(path), "error": wave})
-        else:
-            results.append({"path": str(path), **score_wave(scorer, wave, window, hop, speaker)})
+            continue
+        speaker = stats.get(key)
+        speaker = speaker if speaker is not None and speaker.count else None
+        scored = score_wave(scorer, wave, window, hop, speaker)
+        results.append(
+            {"path": str(path), **scored, "normalization": note if scorer.speaker_normalized else clip}
+        )
     return results
 
 
@@ -79,6 +145,37 @@ def display_names(paths: list[str]) -> list[str]:
     return ["/".join(p[-depth:]) for p in parts]
 
 
+def prediction_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the predictions table as plain strings: file, label, one probability per
+    class, windows, normalisation; a file that failed has its error in the last column."""
+    labels = next((list(r["probabilities"]) for r in results if "probabilities" in r), [])
+    header = ["file", "label", *labels, "windows", "normalisation"]
+    rows = []
+    for r, name in zip(results, display_names([r["path"] for r in results])):
+        if "error" in r:
+            rows.append([name, "error", *[""] * len(labels), "", r["error"]])
+            continue
+        cells = [f"{r['probabilities'][label]:.2f}" for label in labels]
+        rows.append([name, r["label"], *cells, str(len(r["windows"])), r.get("normalization", "")])
+    return header, rows
+
+
+def plain_table(header: list[str], rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart, nothing cut: for a pipe, a file, or a
+    terminal too narrow for the boxed table (where rich would squeeze columns to `l…`)."""
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    last = len(header) - 1
+
+    def line(cells: list[str]) -> str:
+        out = [
+            cell.ljust(width) if i < 2 or i == last else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths))
+        ]
+        return "  ".join(out).rstrip()
+
+    return "\n".join([line(header), *(line(r) for r in rows)])
+
+
 def print_predictions(results: list[dict[str, Any]], console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -86,18 +183,16 @@ def print_predictions(results: list[dict[str, Any]], console: Any = None) -> Non
     console = console or Console()
     if not results:
         return
-    labels = next((list(r["probabilities"]) for r in results if "probabilities" in r), [])
+    header, rows = prediction_rows(results)
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    boxed = sum(widths) + 3 * len(widths) + 1  # the boxed table's width with every cell whole
+    if not console.is_terminal or console.width < boxed:
+        console.print(plain_table(header, rows), markup=False, highlight=False, soft_wrap=True)
+        return
     table = Table(title="predictions")
-    table.add_column("file", no_wrap=True)
-    table.add_column("label", style="bold")
-    for label in labels:
-        table.add_column(label, justify="right")
-    table.add_column("windows", justify="right")
-    names = display_names([r["path"] for r in results])
-    for r, name in zip(results, names):
-        if "error" in r:
-            table.add_row(name, "[red]error[/]", *[""] * len(labels), r["error"])
-            continue
-        cells = [f"{r['probabilities'][label]:.2f}" for label in labels]
-        table.add_row(name, r["label"], *cells, str(len(r["windows"])))
+    for i, column in enumerate(header):
+        table.add_column(column, justify="right" if 1 < i < len(header) - 1 else "left", no_wrap=True)
+    for row in rows:
+        style = "red" if row[1] == "error" else None
+        table.add_row(*row, style=style)
     console.print(table)

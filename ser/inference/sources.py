@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ser.config.errors import UserError
+from ser.extras import install_hint
 
 BLOCK_SECONDS = 0.1  # chunk size read from files/stdin; a microphone delivers blocks of this length too
 STDIN_FORMATS = {"f32": np.dtype("<f4"), "s16": np.dtype("<i2")}
@@ -97,7 +98,7 @@ def _import_sounddevice() -> Any:
     except ImportError:
         raise LiveInputError(
             "microphone input needs the 'sounddevice' package, which is not installed "
-            "(pip install 'ser[ui]'); use --file AUDIO or --stdin instead"
+            f"({install_hint('ui')}); use --file AUDIO or --stdin instead"
         ) from None
     except OSError as exc:  # sounddevice raises OSError when the PortAudio library is missing
         raise LiveInputError(

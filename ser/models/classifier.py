@@ -22,6 +22,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from ser.config import OptimConfig
 from ser.config.errors import UserError
+from ser.models import CKPT_KEY
 from ser.models.optim import as_optim_config, build_optimizer, split_decay_params
 from ser.models.schedules import build_scheduler
 from ser.report.metrics import metrics_from_confusion
@@ -112,6 +113,9 @@ class EmotionClassifier(L.LightningModule):
         self.generator = generator
         self.n_classes = n_classes
         self.labels = labels
+        # what `ser predict`/`evaluate` need to rebuild the pipeline (plain types), when no PipelineInfo
+        # callback stores it: set by ser.api.build_model for a Trainer that is not ser's
+        self.pipeline_info: dict[str, Any] | None = None
         if class_weights is not None:
             class_weights = torch.as_tensor(class_weights, dtype=torch.float32).flatten()
             if class_weights.numel() != n_classes or not torch.all(class_weights > 0):
@@ -268,6 +272,8 @@ class EmotionClassifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng"] = rng_state(self.generator)
+        if self.pipeline_info is not None:  # built by ser.api: a user's own Trainer saves a ser checkpoint
+            checkpoint.setdefault(CKPT_KEY, self.pipeline_info)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "rng" in checkpoint and self.trainer.state.fn == "fit":  # resuming: draw on where it stopped

@@ -8,7 +8,8 @@ imports training code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Union
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -19,7 +20,8 @@ from ser.data.normalize import FeatureNormalizer
 from ser.models.dropout import seed_dropout
 from ser.models.registry import build_model
 
-CKPT_KEY = "ser"  # checkpoint entry holding what predict/evaluate need to rebuild the pipeline
+# a network given by the caller: a module, or a factory of (feature shape, number of classes)
+NetSource = Union[torch.nn.Module, Callable[[tuple, int], torch.nn.Module]]
 
 
 class ToFloat(torch.nn.Module):
@@ -67,12 +69,15 @@ def build_classifier(
     class_weights: torch.Tensor | None = None,
     seed: int | None = None,
     encoder: dict | None = None,
+    net: NetSource | None = None,
 ):
     """Network + frontend (featurise if rows are waveforms, then normalise) + train-only augmentation.
 
     `train_rows` (the TRAIN split only) fits `normalize=train` statistics; predict/evaluate pass None and
     load the fitted statistics from the checkpoint instead. `encoder` describes a pretrained encoder for
-    the ssl family (ser.data.embeddings.encoder_record).
+    the ssl family (ser.data.embeddings.encoder_record). `net` replaces the registry's network with the
+    caller's own (an nn.Module, or a function of (feature_shape, n_classes) that builds one): the Python
+    API's way to train a user's architecture with everything else unchanged.
     """
     from ser.data.augment import build_mixup, build_spec_augment, build_wave_augment
     from ser.models.classifier import EmotionClassifier
@@ -108,7 +113,13 @@ def build_classifier(
         c, f, t = feature_shape
         feature_shape = (c * (1 + deltas), f, t)
     extra = {} if encoder is None else {"encoder": encoder}
-    net = seed_dropout(build_model(cfg.model, feature_shape, len(labels), **extra), generator)
+    if net is None:
+        net = build_model(cfg.model, feature_shape, len(labels), **extra)
+    elif not isinstance(net, torch.nn.Module):
+        net = net(feature_shape, len(labels))
+        if not isinstance(net, torch.nn.Module):
+            raise TypeError(f"the network factory returned {type(net).__name__}, not a torch.nn.Module")
+    net = seed_dropout(net, generator)
     if cfg.trainer.channels_last and len(feature_shape) == 3:
         net = net.to(memory_format=torch.channels_last)
     if cfg.trainer.compile:

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ser.report.analysis import Projection, Reliability, SpeakerScore  # noqa: E402
 
@@ -95,6 +96,7 @@ def reliability_diagram(rel: Reliability) -> bytes:
     ax_count.bar(centres, rel.count, width=width * 0.95, color="grey")
     ax_count.set_xlabel("confidence (top-class probability)")
     ax_count.set_ylabel("utterances")
+    ax_count.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax_count.set_xlim(0, 1)
     return _png(fig)
 
@@ -110,13 +112,25 @@ def entropy_boxes(by_class: Mapping[str, np.ndarray]) -> bytes:
     return _png(fig)
 
 
-def _scatter(ax, points: np.ndarray, groups: np.ndarray, title: str, legend: bool) -> None:
+# The two projections use unrelated palettes, so a colour seen on the left never suggests a speaker on the
+# right: emotions in Dark2 (8 saturated hues, tab20 past that), speakers in tab20b (muted, 20 shades).
+EMOTION_PALETTE = "Dark2"
+SPEAKER_PALETTE = "tab20b"
+
+
+def _palette(name: str, n: int):
+    cmap = plt.get_cmap(name if n <= plt.get_cmap(name).N else "tab20")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _scatter(
+    ax, points: np.ndarray, groups: np.ndarray, title: str, legend: bool, palette: str, marker: str
+) -> None:
     names = sorted(set(groups.tolist()))
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    for i, name in enumerate(names):
+    for name, colour in zip(names, _palette(palette, len(names))):
         mask = groups == name
         ax.scatter(
-            points[mask, 0], points[mask, 1], s=9, color=cmap(i % cmap.N), label=_short(name), alpha=0.8
+            points[mask, 0], points[mask, 1], s=9, color=colour, marker=marker, label=_short(name), alpha=0.8
         )
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
@@ -125,11 +139,24 @@ def _scatter(ax, points: np.ndarray, groups: np.ndarray, title: str, legend: boo
         ax.legend(fontsize=6, markerscale=1.5, loc="best", ncol=1 if len(names) <= 8 else 2)
 
 
+def projection_figure(proj: Projection, emotions: Sequence[str], speakers: Sequence[str], title: str):
+    """Two panels of the same points: coloured by emotion (circles) and by speaker (squares)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.6))
+    _scatter(left, proj.points, np.asarray(emotions), "coloured by emotion", True, EMOTION_PALETTE, "o")
+    _scatter(
+        right,
+        proj.points,
+        np.asarray(speakers),
+        "coloured by speaker",
+        len(set(speakers)) <= 20,
+        SPEAKER_PALETTE,
+        "s",
+    )
+    fig.suptitle(f"{title}: {proj.method}", fontsize=10)
+    return fig
+
+
 def projection_panels(
     proj: Projection, emotions: Sequence[str], speakers: Sequence[str], title: str
 ) -> bytes:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.6))
-    _scatter(left, proj.points, np.asarray(emotions), "coloured by emotion", legend=True)
-    _scatter(right, proj.points, np.asarray(speakers), "coloured by speaker", legend=len(set(speakers)) <= 20)
-    fig.suptitle(f"{title}: {proj.method}", fontsize=10)
-    return _png(fig)
+    return _png(projection_figure(proj, emotions, speakers, title))

@@ -4,7 +4,8 @@ It reads what every run directory holds (`metrics.json`, `config.yaml`, `*/predi
 its `best/` trial) and writes `report.html` with inline CSS and base64 PNGs, nothing fetched from the
 internet: the fold table, recall per class and the confusion matrix, UA per speaker with the worst
 speakers named, a reliability diagram with ECE, prediction entropy per class, and a 2-D projection of the
-penultimate layer coloured by emotion and by speaker with silhouette scores for both.
+penultimate layer coloured by emotion and by speaker with silhouette scores for both, the training curves
+(the kept epoch marked) and the config.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ td.l,th.l{text-align:left}.muted{color:#666;font-size:.9em}.warn{color:#a04000}
 img{max-width:100%;height:auto;border:1px solid #eee;margin:.4em .4em .4em 0}
 .row{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
 .verdict{background:#f7f9fc;border-left:4px solid #2e86c1;padding:.5em .8em}
+pre.config{background:#f6f7f9;padding:.8em;max-height:32em;overflow:auto;font-size:.85em}
 """
 
 
@@ -101,12 +103,30 @@ def _confusion_png(confusion: list[list[int]], labels: list[str], title: str) ->
 
 
 # ------------------------------------------------------------------------------------------ sections
+def _fold_count(evaluated: Any, total: Any) -> str:
+    """[0], 6 -> "fold 0 of 6"; [0, 1, 2], 6 -> "folds 0, 1, 2 of 6"; every fold -> "all 6 folds"."""
+    if not isinstance(evaluated, list):
+        return "?" if total is None else f"? of {total}"
+    if isinstance(total, int) and sorted(evaluated) == list(range(total)) and total > 1:
+        return f"all {total} folds"
+    names = ", ".join(str(i) for i in evaluated)
+    return f"{'fold' if len(evaluated) == 1 else 'folds'} {names} of {total}"
+
+
+def _yes_no(independent: Any) -> str:
+    if independent is True:
+        return "yes: no speaker is in two of train, validation and test"
+    if independent is False:
+        return "no: a fold shares speakers between splits (its warnings say where)"
+    return "unknown"
+
+
 def _header(run_dir: Path, kind: str, metrics: dict[str, Any], cfg: dict[str, Any]) -> str:
     data = cfg.get("data", {})
     corpus = " + ".join(c.get("name", "?") for c in data.get("corpora") or []) or data.get("corpus", "?")
     protocol = metrics.get("protocol", {})
     evaluation = metrics.get("evaluation") or {}
-    folds = f"{protocol.get('evaluated_folds')} of {protocol.get('folds')}"
+    folds = _fold_count(protocol.get("evaluated_folds"), protocol.get("folds"))
     facts = [
         ("model", metrics.get("model")),
         ("feature", metrics.get("feature")),
@@ -114,7 +134,7 @@ def _header(run_dir: Path, kind: str, metrics: dict[str, Any], cfg: dict[str, An
         ("classes", ", ".join(metrics.get("labels", []))),
         ("test folds", "the whole corpus" if evaluation.get("whole_corpus") else folds),
         ("utterances / speakers", f"{protocol.get('utterances')} / {protocol.get('speakers')}"),
-        ("speaker-independent", protocol.get("speaker_independent")),
+        ("speaker-independent", _yes_no(protocol.get("speaker_independent"))),
     ]
     note = ""
     if kind == "sweep":
@@ -308,6 +328,58 @@ def _projection(parts: list[Predictions], method: str) -> str:
     )
 
 
+def _curves_png(metrics: dict[str, Any], title: str) -> bytes | None:
+    from ser.report.plots import curves_figure
+
+    folds = [f for f in metrics.get("folds", []) if f.get("history")]
+    if not folds:
+        return None
+    fig = curves_figure(
+        {f"fold {f['fold']}": f["history"] for f in folds},
+        title,
+        selected={f"fold {f['fold']}": (f.get("selection") or {}).get("epoch") for f in folds},
+    )
+    return figures._png(fig)
+
+
+def _training(metrics: dict[str, Any]) -> str:
+    """Loss and UA per epoch of every fold, the epoch whose checkpoint was kept marked (1-based)."""
+    png = _curves_png(metrics, str(metrics.get("model", "")))
+    if png is None:
+        return (
+            '<h2 id="training">Training</h2><p class="muted">No per-epoch history in metrics.json (an '
+            "evaluation of a checkpoint, or a model trained without epochs).</p>"
+        )
+    chosen = []
+    for f in metrics.get("folds", []):
+        selection = f.get("selection") or {}
+        if selection.get("epoch") is not None:
+            chosen.append(
+                f"fold {f['fold']}: epoch {int(selection['epoch']) + 1} of {f.get('epochs', '?')} "
+                f"({selection.get('metric')} {_f(selection.get('best'))})"
+            )
+    return (
+        '<h2 id="training">Training</h2>'
+        "<p>Train (dashed) and validation (solid) per epoch, numbered from 1; the ringed point and dotted "
+        "line mark the epoch whose checkpoint was kept, chosen on validation"
+        + (": " + "; ".join(_e(c) for c in chosen) if chosen else "")
+        + ".</p>"
+        + _img(png, "training curves")
+    )
+
+
+def _config(config_file: Path, text: str | None) -> str:
+    if not text:
+        return '<h2 id="config">Config</h2><p class="muted">No config file next to metrics.json.</p>'
+    return (
+        '<h2 id="config">Config</h2>'
+        f"<p>The resolved config the model was trained with (<code>{_e(config_file.name)}</code>): "
+        "<code>ser fit --config</code> it to train again.</p>"
+        f"<details><summary>{_e(config_file.name)} ({len(text.splitlines())} lines)</summary>"
+        f'<pre class="config">{_e(text)}</pre></details>'
+    )
+
+
 def _problems(metrics: dict[str, Any]) -> str:
     warnings = sorted({w for f in metrics.get("folds", []) for w in f.get("warnings", [])})
     skipped = metrics.get("skipped", [])
@@ -334,7 +406,8 @@ def write_report(
     config_file = run_dir / "config.yaml"
     if kind == "sweep":
         config_file = run_dir.parent / "best_config.yaml"
-    cfg = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    config_text = config_file.read_text() if config_file.is_file() else None
+    cfg = yaml.safe_load(config_text) if config_text else {}
     parts = load_predictions(run_dir)
     body = [_header(run_dir, kind, metrics, cfg or {}), _folds(metrics)]
     pooled = concat(parts) if parts else None
@@ -351,7 +424,7 @@ def write_report(
             "speaker, calibration or embedding plots: it was written before ser saved them; `ser evaluate` "
             "its checkpoints.</p>"
         )
-    body.append(_problems(metrics))
+    body += [_training(metrics), _config(config_file, config_text), _problems(metrics)]
     page = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>ser report: {_e(run_dir.name)}</title><style>{CSS}</style></head><body>"

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ser.data.audio import AudioError, audio_info, load_audio
 from ser.inference.scorer import Scorer, score_wave
+from ser.serve.spectrogram import display_spectrogram
 from ser.serve.sweep import read_sweep, resolve_sweep_file
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -134,7 +135,15 @@ class ServeState:
             notes.append("speaker-normalised model: standardised with this recording's own statistics")
         with self.lock:
             result = score_wave(self.scorer, wave)
-        return {"filename": filename, **result, "input": info, "notes": notes, "model": self.model_info()}
+        picture = display_spectrogram(wave, sr)
+        return {
+            "filename": filename,
+            **result,
+            "input": info,
+            "notes": notes,
+            "model": self.model_info(),
+            "spectrogram": picture,
+        }
 
     def _keep(self, data: bytes, filename: str) -> None:
         assert self.keep_uploads is not None

@@ -1,9 +1,9 @@
 """Reading a sweep results directory for the web UI: leaderboard, summary, plots; never outside the folder.
 
 The directory is whatever `python -m ser.sweep` wrote (leaderboard.csv, best_config.yaml, sweep.json, plots,
-best/...). Any of these may be missing (an interrupted or failed sweep), so every reader returns what exists
-and lists what does not. Columns are taken from the CSV header as they are, so a new column shows up in the
-UI without code changes.
+best/..., trials/<id>.json with each trial's curves and config). Any of these may be missing (an interrupted
+or failed sweep), so every reader returns what exists and lists what does not. Columns are taken from the
+CSV header as they are, so a new column shows up in the UI without code changes.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ser.sweep.trial_files import TRIALS_DIR, trial_file_name
 
 # Files the sweep page shows, in order; metric_vs_<key>.png are found by pattern.
 PLOTS_BEFORE = [("parallel_coordinates.png", "Parallel coordinates")]
@@ -42,6 +44,8 @@ class SweepView:
     wide: set[str] = field(default_factory=set)  # plots much wider than tall: shown across two columns
     missing: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    trials: dict[str, str] = field(default_factory=dict)  # trial id -> trials/<id>.json (curves, config)
+    best_trial: dict[str, Any] | None = None  # the best row's trials/<id>.json, when there is one
 
     @property
     def numeric_columns(self) -> set[str]:
@@ -67,6 +71,7 @@ class SweepView:
             "wide": sorted(self.wide),
             "missing": self.missing,
             "problems": self.problems,
+            "trials": {t: f"/sweep/files/{p}" for t, p in self.trials.items()},
         }
 
 
@@ -151,19 +156,49 @@ def read_sweep(root: str | Path) -> SweepView:
         if not (root / p).is_file():
             missing.append(p)
     wide = {p for p, _ in plots if (size := png_size(root / p)) and size[0] > 1.6 * size[1]}
+    trials = trial_files(root, rows)
+    best_index = best_row(rows, column, meta.get("mode"))
+    best_trial = None
+    if best_index is not None and str(rows[best_index].get("trial_id")) in trials:
+        best_trial = read_trial(root / trials[str(rows[best_index]["trial_id"])], problems)
     return SweepView(
+        trials=trials,
+        best_trial=best_trial,
         root=root,
         wide=wide,
         meta=meta,
         columns=columns,
         rows=rows,
         metric_column=column,
-        best_index=best_row(rows, column, meta.get("mode")),
+        best_index=best_index,
         best_config=best_config,
         plots=plots,
         missing=missing,
         problems=problems,
     )
+
+
+def trial_files(root: Path, rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Trial id -> relative path of its trials/<id>.json, for the rows that have one (older sweeps and
+    trials that never reported have none)."""
+    out = {}
+    for row in rows:
+        trial = row.get("trial_id")
+        if trial is None:
+            continue
+        relative = f"{TRIALS_DIR}/{trial_file_name(str(trial))}"
+        if (root / relative).is_file():
+            out[str(trial)] = relative
+    return out
+
+
+def read_trial(path: Path, problems: list[str]) -> dict[str, Any] | None:
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        problems.append(f"{path.name}: unreadable ({exc})")
+        return None
+    return loaded if isinstance(loaded, dict) else None
 
 
 def png_size(path: Path) -> tuple[int, int] | None:

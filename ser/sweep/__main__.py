@@ -2,7 +2,7 @@
 
 import sys
 
-from ser.cli import main
+from ser.cli.sweep import main
 
 if __name__ == "__main__":
-    raise SystemExit(main(["sweep", *sys.argv[1:]]))
+    raise SystemExit(main(sys.argv[1:], prog="python -m ser.sweep"))

@@ -18,6 +18,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+STATUS_STYLE = {"completed": "-", "stopped": ":", "error": "--", "interrupted": "-."}
 
 
 def axis_kind(values: Sequence[Any], sampler: str | None) -> str:
@@ -119,6 +122,12 @@ def _tick_text(value: float, kind: str) -> str:
 
 
 def plot_parallel_coordinates(rows, keys, metric: str, samplers: dict[str, str], path: Path) -> Path | None:
+    """parallel_coordinates.png: `parallel_figure` saved (None without a scored trial or a key)."""
+    fig = parallel_figure(rows, keys, metric, samplers)
+    return None if fig is None else _save(fig, path)
+
+
+def parallel_figure(rows, keys, metric: str, samplers: dict[str, str]):
     """One line per trial across the searched keys and the metric, coloured by the metric; every
     category and the ends of every numeric axis labelled (log-scaled for loguniform keys)."""
     rows = [r for r in rows if r["best"] is not None]
@@ -134,8 +143,11 @@ def plot_parallel_coordinates(rows, keys, metric: str, samplers: dict[str, str],
             axis = np.log10(axis)
         lo, hi = float(np.min(axis)), float(np.max(axis))
         data.append((axis - lo) / (hi - lo) if hi > lo else np.full_like(axis, 0.5))
+        distinct = sorted(set(axis.tolist()))
         if cats is not None:
             ticks = [((i - lo) / (hi - lo) if hi > lo else 0.5, c) for i, c in enumerate(cats)]
+        elif kind == "int" and len(distinct) <= 12:  # every value a trial took, like a category
+            ticks = [((v - lo) / (hi - lo) if hi > lo else 0.5, _tick_text(v, kind)) for v in distinct]
         else:
             ends = [(0.0, lo), (1.0, hi)] if hi > lo else [(0.5, lo)]
             ticks = [(y, _tick_text(v, kind)) for y, v in ends]
@@ -176,51 +188,122 @@ def plot_parallel_coordinates(rows, keys, metric: str, samplers: dict[str, str],
     )
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=f"best {metric}")
     ax.set_title("parallel coordinates (colour = best metric)", pad=22)
+    return fig
+
+
+def _value_colours(rows, key: str | None, sampler: str | None):
+    """(colour of each row, legend handles or None, colorbar mappable or None) for the swept value `key`:
+    a discrete legend for categories and small integer sets, a colour bar for continuous values."""
+    values = [r.get(key) for r in rows] if key else []
+    if not key or all(v is None for v in values):
+        return ["C0"] * len(rows), None, None
+    kind = axis_kind(values, sampler)
+    distinct = (
+        _categories(values) if kind == "category" else sorted({float(v) for v in values if v is not None})
+    )
+    if kind in ("category", "int") or len(distinct) <= 6:
+        names = [
+            str(v) if kind == "category" else _tick_text(v, "int" if kind == "int" else "float")
+            for v in distinct
+        ]
+        index = {d: i for i, d in enumerate(distinct)}
+        cmap = plt.get_cmap("tab10")
+        colours = [
+            "C7" if v is None else cmap(index[str(v) if kind == "category" else float(v)] % 10)
+            for v in values
+        ]
+        handles = [Line2D([], [], color=cmap(i % 10), lw=2, label=n) for i, n in enumerate(names)]
+        return colours, handles, None
+    xs = np.array([np.nan if v is None else float(v) for v in values])
+    scale = np.log10 if kind == "log" else (lambda a: a)
+    lo, hi = np.nanmin(scale(xs)), np.nanmax(scale(xs))
+    norm = plt.Normalize(lo, hi if hi > lo else lo + 1e-9)
+    cmap = plt.get_cmap("plasma")
+    colours = ["C7" if np.isnan(x) else cmap(norm(scale(x))) for x in xs]
+    mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    return colours, None, mappable
+
+
+def plot_rungs(
+    rows,
+    metric: str,
+    milestones: Sequence[int],
+    scheduler: str,
+    max_t: int,
+    path: Path,
+    colour_key: str | None = None,
+    sampler: str | None = None,
+) -> Path | None:
+    """asha_rungs.png: `rungs_figure` saved (None when no trial reported an epoch)."""
+    fig = rungs_figure(rows, metric, milestones, scheduler, max_t, colour_key, sampler)
+    return None if fig is None else _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def plot_rungs(
-    rows, metric: str, milestones: Sequence[int], scheduler: str, max_t: int, path: Path
-) -> Path | None:
-    """Metric per epoch of every trial with the scheduler's rungs (where ASHA compared trials), and the
-    number of epochs each trial trained."""
+def rungs_figure(
+    rows,
+    metric: str,
+    milestones: Sequence[int],
+    scheduler: str,
+    max_t: int,
+    colour_key: str | None = None,
+    sampler: str | None = None,
+):
+    """Metric per epoch of every trial, coloured by its value of the swept key `colour_key` (legend or
+    colour bar) with the line style telling its status, the scheduler's rungs (where ASHA compared
+    trials), and how many trials trained each number of epochs (integer axes)."""
     if not any(r["history"] for r in rows):
         return None
     fig, (ax_curve, ax_bar) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
-    colours = {"completed": "C0", "stopped": "C3", "error": "C7", "interrupted": "C1"}
-    for r in rows:
+    colours, value_handles, mappable = _value_colours(rows, colour_key, sampler)
+    for r, colour in zip(rows, colours):
         points = [(h.get("training_iteration"), h.get(metric)) for h in r["history"]]
         points = [(x, y) for x, y in points if x is not None and y is not None and np.isfinite(y)]
         if points:
             xs, ys = zip(*points)
-            ax_curve.plot(xs, ys, "o-", color=colours.get(r["status"], "C0"), alpha=0.6, lw=1.2, ms=3)
+            ax_curve.plot(
+                xs, ys, STATUS_STYLE.get(r["status"], "-"), marker="o", color=colour, alpha=0.75, lw=1.3, ms=3
+            )
     for m in milestones:
         ax_curve.axvline(m, color="grey", ls=":", lw=1)
-    handles = [
-        Line2D([], [], color=c, marker="o", label=s)
-        for s, c in colours.items()
-        if any(r["status"] == s for r in rows)
+    status_handles = [
+        Line2D([], [], color="grey", ls=style, label=status)
+        for status, style in STATUS_STYLE.items()
+        if any(r["status"] == status for r in rows)
     ]
     if milestones:
-        handles.append(Line2D([], [], color="grey", ls=":", label=f"rungs {list(milestones)}"))
-    ax_curve.legend(handles=handles, fontsize=7, loc="lower right")
+        status_handles.append(Line2D([], [], color="grey", ls=":", lw=0.8, label=f"rungs {list(milestones)}"))
+    legend = ax_curve.legend(handles=status_handles, fontsize=7, loc="lower right")
+    if value_handles:
+        ax_curve.add_artist(legend)
+        ax_curve.legend(
+            handles=value_handles, fontsize=7, loc="lower left", title=colour_key, title_fontsize=7
+        )
+    if mappable is not None:
+        label = f"log10 {colour_key}" if sampler == "loguniform" else str(colour_key)
+        fig.colorbar(mappable, ax=ax_curve, label=label, pad=0.01)
     ax_curve.set_xlabel("epoch")
     ax_curve.set_ylabel(metric)
     ax_curve.set_xlim(0.5, max_t + 0.5)
-    ax_curve.set_title(f"{metric} per epoch ({scheduler})", fontsize=9)
+    ax_curve.xaxis.set_major_locator(MaxNLocator(integer=True))
+    by = f", colour = {colour_key}" if colour_key and (value_handles or mappable is not None) else ""
+    ax_curve.set_title(f"{metric} per epoch ({scheduler}{by})", fontsize=9)
     ax_curve.grid(alpha=0.3)
     epochs = [r["epochs"] for r in rows]
     ax_bar.hist(epochs, bins=np.arange(0.5, int(max_t) + 1.5), color="C0", rwidth=0.9, label="trials")
     for m in milestones:
         ax_bar.axvline(m, color="grey", ls=":", lw=1)
+    ax_bar.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_bar.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_bar.set_xlim(0.5, max_t + 0.5)
     ax_bar.set_xlabel("epochs trained")
     ax_bar.set_ylabel("trials")
     ax_bar.legend(fontsize=7, loc="upper left")
     ax_bar.set_title(f"epochs per trial: {sum(epochs)} in total", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig

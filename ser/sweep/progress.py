@@ -40,6 +40,7 @@ class SweepProgress:
         self.epochs: dict[str, int] = {}
         self.trial_best: dict[str, float] = {}
         self.done: set[str] = set()
+        self.failed: set[str] = set()
         self.progress = Progress(
             TextColumn("[bold]sweep"),
             BarColumn(),
@@ -67,6 +68,7 @@ class SweepProgress:
     def event(self, trial, what: str, error: bool = False) -> None:
         if error:
             self.done.add(trial.trial_id)
+            self.failed.add(trial.trial_id)
         epochs = self.epochs.get(trial.trial_id, 0)
         best = self.trial_best.get(trial.trial_id)
         at = (
@@ -95,6 +97,7 @@ class SweepProgress:
             self.record(trial, result)
             epochs = self.epochs.get(trial.trial_id, 0)
             if trial.status == "ERROR":
+                self.failed.add(trial.trial_id)
                 what = f"[red]failed[/]: {trial_error(trial)}"
             else:
                 what = "completed" if epochs >= self.max_t else "[dim]stopped by the scheduler[/]"
@@ -102,11 +105,14 @@ class SweepProgress:
         self.update(trials)
 
     def update(self, trials) -> None:
-        states = [t.status for t in trials]
+        # Tune calls on_trial_complete/on_trial_error before it changes the trial's status: a trial this
+        # bar has seen finish is not counted as running (the last bar read `8/8 ... running 1`)
+        states = [t.status for t in trials if t.trial_id not in self.done]
+        errors = len({t.trial_id for t in trials if t.status == "ERROR"} | self.failed)
         best = "n/a" if self.best is None else f"{self.best:.3f}"
         text = (
             f"best {self.metric}={best} | running {states.count('RUNNING')} | "
-            f"pending {states.count('PENDING')} | errors {states.count('ERROR')}"
+            f"pending {states.count('PENDING')} | errors {errors}"
         )
         self.progress.update(self.task, completed=len(self.done), description=text)
 

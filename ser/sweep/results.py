@@ -1,4 +1,5 @@
-"""A finished (or interrupted) sweep -> leaderboard.csv, best_config.yaml, best checkpoint, plots, table.
+"""A finished (or interrupted) sweep -> leaderboard.csv, best_config.yaml, best checkpoint, plots, table,
+and trials/<id>.json (each trial's curves and config for the sweep page).
 
 Everything is read from what Tune and the trials wrote on disk (the ResultGrid and each trial's
 `metrics.json`, the `ser fit` schema), so the same function summarises a sweep after `--resume` or from
@@ -38,6 +39,7 @@ from ser.sweep.spec import (
     grid_points,
     trial_overrides,
 )
+from ser.sweep.trial_files import trial_record, write_trial_files
 from ser.training.result import fold_results, read_metrics, total_confusion
 
 LEADERBOARD_COLUMNS = ["rank", "trial_id", "status", "best", "last", "best_epoch", "epochs", "wall_seconds"]
@@ -284,7 +286,18 @@ def write_best(plan: SweepPlan, best: dict[str, Any], out_dir: Path) -> None:
                 {f"fold {f.fold}": f.history for f in folds},
                 best_dir / "curves.png",
                 f"best trial {best['trial_id']}",
+                selected={f"fold {f.fold}": f.selection.epoch for f in folds},
             )
+
+
+def _record(plan: SweepPlan, row: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """trials/<id>.json's content; a trial whose params no longer build a config keeps its curves."""
+    try:
+        cfg = best_config(plan, row["params"])
+    except Exception:  # noqa: BLE001 (a failed trial's params may be what failed)
+        cfg = None
+    fixed = OmegaConf.to_container(plan.sweep.fixed, resolve=True) if plan.sweep.fixed else {}
+    return trial_record(row, keys, plan.sweep.metric, plan.sweep.mode, plan.base, cfg, fixed=fixed)
 
 
 def summarize_sweep(result_grid, plan: SweepPlan, out_dir: Path, show_test: bool = False) -> dict[str, Any]:
@@ -303,7 +316,10 @@ def summarize_sweep(result_grid, plan: SweepPlan, out_dir: Path, show_test: bool
         plan.sweep.scheduler.name,
         int(plan.sweep.scheduler.max_t),
         out_dir / "asha_rungs.png",
+        colour_key=keys[0] if keys else None,
+        sampler=samplers(plan).get(keys[0]) if keys else None,
     )
+    write_trial_files([_record(plan, r, keys) for r in rows if r["path"]], out_dir)  # not created: no file
     ranked = [r for r in rows if r["best"] is not None]
     best = ranked[0] if ranked else None
     if best is not None:
@@ -316,7 +332,9 @@ def top_table(rows: Sequence[dict[str, Any]], keys: Sequence[str], metric: str, 
     from rich.table import Table
 
     table = Table(title=f"top trials by best {metric} (validation)", pad_edge=False, collapse_padding=True)
-    headers = ["#", "trial", "status", "best", "ep", *[k.split(".")[-1][:10] for k in keys], "s"]
+    # whole key names (`kernel_size`, never `kernel_siz`): a long one wraps after an underscore
+    names = [k.split(".")[-1] for k in keys]
+    headers = ["#", "trial", "status", "best", "epochs", *[_wrap_name(k) for k in names], "seconds"]
     for column in headers:
         table.add_column(
             column, justify="left" if column in ("trial", "status") else "right", overflow="fold"
@@ -335,6 +353,22 @@ def top_table(rows: Sequence[dict[str, Any]], keys: Sequence[str], metric: str, 
             style=style,
         )
     return table
+
+
+def _wrap_name(name: str, width: int = 8) -> str:
+    """`kernel_size` -> "kernel_\\nsize": a header line break after an underscore, so a long key name
+    takes two short lines instead of being cut."""
+    if len(name) <= width or "_" not in name:
+        return name
+    lines, line = [], ""
+    for part in name.split("_"):
+        piece = part if not line else f"_{part}"
+        if line and len(line) + len(piece) > width:
+            lines.append(line + "_")
+            line = part
+        else:
+            line += piece
+    return "\n".join([*lines, line])
 
 
 def _short(value: Any) -> str:

@@ -163,6 +163,26 @@ def prepare_evaluation(
 
 
 # ------------------------------------------------------------------------------------------- scoring
+def trained_epochs(ckpt: LoadedCheckpoint) -> int:
+    """How many epochs the evaluated model trained: the run's metrics.json beside the checkpoint when it
+    lists this checkpoint (`fold_K/best.ckpt` of a 5-epoch run whose best epoch was 3 trained 5),
+    else the epochs stored in the checkpoint itself (up to the epoch it was saved at)."""
+    import json
+
+    here = ckpt.path.resolve()
+    for folder in (here.parent, here.parent.parent):
+        try:
+            folds = json.loads((folder / "metrics.json").read_text()).get("folds", [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        for fold in folds if isinstance(folds, list) else []:
+            path = fold.get("checkpoint") if isinstance(fold, dict) else None
+            # the run's own folder names (fold_K/best.ckpt): its paths are relative to where it ran
+            if path and Path(path).parts[-2:] == here.parts[-2:] and isinstance(fold.get("epochs"), int):
+                return int(fold["epochs"])
+    return ckpt.epochs
+
+
 def same_voices(ckpt: LoadedCheckpoint, cfg: DictConfig) -> bool:
     """False only where equal speaker names are different people: synthetic corpora of other voices
     (another seed or voice settings name their speakers s01, s02, ... all the same)."""
@@ -199,6 +219,7 @@ def _whole_corpus(
         sizes={"train": 0, "val": 0, "test": len(rows)},
         test=dict(model.test_results),
         selection=Selection(metric=metric, mode=monitor_mode(metric), best=None, epoch=None),
+        epochs=trained_epochs(ckpt),
         parameters=sum(p.numel() for p in model.net.parameters()),
         wall_seconds=time.perf_counter() - start,
         checkpoint=str(ckpt.path),
@@ -231,6 +252,7 @@ def _fold(
         sizes=dm.split_sizes(),
         test=dict(model.test_results),
         selection=Selection(metric=metric, mode=monitor_mode(metric), best=None, epoch=None),
+        epochs=trained_epochs(ckpt),
         parameters=sum(p.numel() for p in model.net.parameters()),
         wall_seconds=time.perf_counter() - start,
         checkpoint=str(ckpt.path),

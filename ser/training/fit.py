@@ -18,11 +18,12 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
-from ser.config import to_yaml
+from ser.config import monitor_mode, to_yaml
 from ser.data.datamodule import PreparedData, prepare_data
 from ser.data.folds import parse_fold
 from ser.report.plots import plot_confusion, plot_curves
 from ser.report.tables import summary_table
+from ser.training.callbacks import EpochLines
 from ser.training.fold import train_fold
 from ser.training.fused import Decision, decide, train_folds_fused
 from ser.training.result import FoldResult, run_metrics, total_confusion, write_metrics
@@ -68,6 +69,37 @@ def report_data(prepared: PreparedData, console: Any) -> None:
             console.print(f"  {item.path}: {item.reason}")
 
 
+SPLITS = ("train", "val", "test")
+
+
+def print_folds(prepared: PreparedData, indices: Sequence[int], seed: int, console: Any) -> None:
+    """Before training: each fold's train / val / test speakers and utterance counts, so a log shows at
+    once what a run trains and scores (and that no speaker is in two splits)."""
+    from ser.data.folds import split_utterances
+
+    for index in indices:
+        fold = prepared.folds[index]
+        sizes = [len(i) for i in split_utterances(prepared.speakers, fold, prepared.y, seed=seed)]
+        parts = [
+            f"{name} {size} ({len(speakers)} speaker(s): {', '.join(speakers)})"
+            if speakers
+            else f"{name} {size}"
+            for name, size, speakers in zip(SPLITS, sizes, (fold.train, fold.val, fold.test))
+        ]
+        console.print(f"fold {index}: " + "; ".join(parts), highlight=False, soft_wrap=True)
+
+
+def fold_line(result: FoldResult) -> str:
+    """One line when a fold ends: its selection and test numbers."""
+    sel = result.selection
+    best = "" if sel.best is None else f"best {sel.metric} {sel.best:.3f}"
+    if sel.best is not None and sel.epoch is not None:
+        best += f" at epoch {int(sel.epoch) + 1}"
+    test = result.test or {}
+    tested = f", test UA {test['uar']:.3f} WA {test['wa']:.3f}" if "uar" in test else ""
+    return f"fold {result.fold} done: {result.epochs} epoch(s), {best}{tested}, {result.wall_seconds:.0f} s"
+
+
 def fold_metrics(
     cfg: DictConfig, prepared: PreparedData, folds: Sequence[FoldResult], wall_seconds: float, **extra: Any
 ) -> dict[str, Any]:
@@ -104,7 +136,12 @@ def write_run(
             f"{cfg.model.name}: test folds {[f.fold for f in folds]}",
         )
     if any(f.history for f in folds):
-        plot_curves({f"fold {f.fold}": f.history for f in folds}, run_dir / "curves.png", cfg.model.name)
+        plot_curves(
+            {f"fold {f.fold}": f.history for f in folds},
+            run_dir / "curves.png",
+            cfg.model.name,
+            selected={f"fold {f.fold}": f.selection.epoch for f in folds},
+        )
     return metrics
 
 
@@ -121,7 +158,9 @@ def fit_folds(
 
     console = console or Console(stderr=True)
     start = time.perf_counter()
-    prepared = prepared or prepare_data(cfg, progress=cfg.trainer.progress_bar)
+    # no progress bars where the output is a file or a pipe: one line per fold and per epoch instead
+    bar = bool(cfg.trainer.progress_bar) and console.is_terminal
+    prepared = prepared or prepare_data(cfg, progress=bar)
     report_data(prepared, console)
     run_dir = run_dir or make_run_dir(cfg)
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
@@ -133,13 +172,26 @@ def fit_folds(
         decision = Decision(False, note="not fused: per-fold Lightning callbacks need one loop per fold")
     if decision.note:
         console.print(f"[yellow]note:[/] {decision.note}")
+    print_folds(prepared, indices, int(cfg.data.fold_seed), console)
+    run_cfg = cfg
+    if bool(cfg.trainer.progress_bar) != bar:
+        run_cfg = cfg.copy()
+        run_cfg.trainer.progress_bar = False
     if decision.fused:
-        folds = train_folds_fused(cfg, prepared, indices, run_dir)
+        folds = train_folds_fused(run_cfg, prepared, indices, run_dir)
+        if not bar:
+            for result in folds:
+                console.print(fold_line(result), highlight=False, soft_wrap=True)
     else:
         folds = []
+        metric = str(cfg.trainer.monitor)
         for index in indices:
-            extra = callbacks_for_fold(index) if callbacks_for_fold else ()
-            folds.append(train_fold(cfg, prepared, index, run_dir / f"fold_{index}", callbacks=extra))
+            extra = list(callbacks_for_fold(index)) if callbacks_for_fold else []
+            if not bar:
+                extra.append(EpochLines(index, metric, monitor_mode(metric), console))
+            folds.append(train_fold(run_cfg, prepared, index, run_dir / f"fold_{index}", callbacks=extra))
+            if not bar:
+                console.print(fold_line(folds[-1]), highlight=False, soft_wrap=True)
     execution = {"mode": "fused" if decision.fused else "sequential", "note": decision.note}
     metrics = write_run(
         run_dir, cfg, prepared, folds, time.perf_counter() - start, extra={"execution": execution}

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 
 from ser.config import ConfigError, monitor_mode
@@ -29,9 +29,9 @@ from ser.training.parts import (
     BEST,
     build_fold_model,
     checkpoint_info,
+    fold_loggers,
     fold_seed,
     plot_fold_confusion,
-    wandb_logger,
     write_test_predictions,
 )
 from ser.training.result import FoldResult, Selection, best_of
@@ -86,12 +86,10 @@ def train_fold(
         )
     if on_epoch is not None:
         fold_callbacks.append(EpochEnd(on_epoch))
-    loggers: list[Any] = [CSVLogger(str(fold_dir), name="", version="logs")]
-    run = wandb_logger(
+    loggers = fold_loggers(
         cfg, fold_dir, wandb_name or f"{fold_dir.parent.name}-fold{fold_index}", fold_dir.parent.name
     )
-    if run is not None:
-        loggers.append(run)
+    run = next((lg for lg in loggers if isinstance(lg, WandbLogger)), None)
     trainer = make_trainer(
         cfg, fold_dir, [*fold_callbacks, *callbacks], logger=loggers, distributed=distributed
     )

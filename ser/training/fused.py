@@ -33,17 +33,17 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn
 
 from ser.config import ConfigError, monitor_mode
 from ser.data.datamodule import PreparedData, SERDataModule
+from ser.models import CKPT_KEY
 from ser.models.classifier import TrainingDiverged, restore_rng_state, rng_state
 from ser.models.components.common import dropout_rates
 from ser.models.fused import NotFusable, check_fusable, fused_forward
 from ser.models.optim import build_optimizer
-from ser.models.pipeline import CKPT_KEY
 from ser.models.registry import count_parameters
 from ser.models.schedules import build_scheduler
 from ser.training.callbacks import HISTORY_KEY, EpochHook
@@ -51,8 +51,8 @@ from ser.training.parts import (
     BEST,
     build_fold_model,
     checkpoint_info,
+    fold_loggers,
     plot_fold_confusion,
-    wandb_logger,
     write_test_predictions,
 )
 from ser.training.result import FoldResult, Selection, best_of
@@ -411,11 +411,8 @@ class FusedRun:
         )
         if spec.resume_from is not None:
             member.restore(torch.load(spec.resume_from, map_location="cpu", weights_only=True))
-        member.loggers = [CSVLogger(str(spec.out_dir), name="", version="logs")]
         name = spec.name or f"{spec.out_dir.parent.name}-{spec.out_dir.name}"
-        run = wandb_logger(cfg, spec.out_dir, name, spec.out_dir.parent.name)
-        if run is not None:
-            member.loggers.append(run)
+        member.loggers = fold_loggers(cfg, spec.out_dir, name, spec.out_dir.parent.name)
         return member
 
     # ---------------------------------------------------------------------------------- training
@@ -605,8 +602,10 @@ class FusedRun:
                     metrics = {f"test/{k}": test[k] for k in ("loss", "wa", "uar", "f1")}
                     logger.log_metrics(metrics, member.steps)
                 logger.save()
-                if hasattr(logger, "experiment") and not isinstance(logger, CSVLogger):
+                if isinstance(logger, WandbLogger):
                     logger.experiment.finish()  # this member's W&B run only
+                else:
+                    logger.finalize("success")
             out.append(
                 FoldResult(
                     fold=member.spec.fold,

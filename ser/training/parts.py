@@ -1,7 +1,7 @@
 """The pieces of a fold run that both fold trainers share: `train_fold` (ser.training.fold, one Lightning
 loop per fold) and the fused K-model loop (ser.training.fused). They live here, below both, so neither
-trainer imports the other for them: the model a fold starts from, what its checkpoint carries, its W&B
-logger, its test predictions and confusion plot.
+trainer imports the other for them: the model a fold starts from, what its checkpoint carries, its
+loggers (CSV, TensorBoard, W&B), its test predictions and confusion plot.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from ser.data.datamodule import PreparedData, SERDataModule
-from ser.models.pipeline import build_classifier
+from ser.models.pipeline import NetSource, build_classifier
 from ser.report.plots import plot_confusion
 
 BEST = "best"  # fold_K/best.ckpt: the checkpoint chosen on validation
@@ -34,10 +35,13 @@ def fold_seed(cfg: DictConfig, fold_index: int) -> int:
     return int(cfg.trainer.seed) + fold_index
 
 
-def build_fold_model(cfg: DictConfig, prepared: PreparedData, dm: SERDataModule):
+def build_fold_model(
+    cfg: DictConfig, prepared: PreparedData, dm: SERDataModule, net: NetSource | None = None
+):
     """(EmotionClassifier, feature shape) of fold `dm.fold_index`, its initial weights drawn from torch's
     global generator seeded with the fold's seed: the same model whichever path trains it (one fold,
-    threads, or fused with other folds by ser.training.fused)."""
+    threads, fused with other folds by ser.training.fused, or a user's own Trainer through ser.api).
+    `net`: the caller's network instead of the registry's (ser.models.pipeline.build_classifier)."""
     seed = fold_seed(cfg, dm.fold_index)
     with _INIT_LOCK:
         L.seed_everything(seed, workers=True, verbose=False)
@@ -51,6 +55,7 @@ def build_fold_model(cfg: DictConfig, prepared: PreparedData, dm: SERDataModule)
             class_weights=dm.class_weights() if cfg.data.class_weights else None,
             seed=seed,
             encoder=prepared.encoder,
+            net=net,
         )
 
 
@@ -80,8 +85,6 @@ def wandb_logger(cfg: DictConfig, save_dir: Path, name: str, group: str | None =
         return None
     import os
 
-    from lightning.pytorch.loggers import WandbLogger
-
     os.environ.setdefault("WANDB_SILENT", "true")
     return WandbLogger(
         project=cfg.wandb.project,
@@ -93,6 +96,22 @@ def wandb_logger(cfg: DictConfig, save_dir: Path, name: str, group: str | None =
         config=OmegaConf.to_container(cfg, resolve=True),
         reinit="create_new",  # folds of a CV trial run in threads: one live run each
     )
+
+
+def fold_loggers(cfg: DictConfig, fold_dir: Path, name: str, group: str | None = None) -> list[Any]:
+    """Where a fold's epochs are logged: CSV always (fold_K/logs/metrics.csv), TensorBoard event files
+    with `trainer.tensorboard` (fold_K/tensorboard/: `tensorboard --logdir runs/` shows every fold, and
+    `--logdir sweep_results/NAME` every trial), W&B with `wandb.enabled`. The same keys in all three."""
+    loggers: list[Any] = [CSVLogger(str(fold_dir), name="", version="logs")]
+    if cfg.trainer.tensorboard:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        board = TensorBoardLogger(str(fold_dir), name="", version="tensorboard", default_hp_metric=False)
+        loggers.append(board)
+    run = wandb_logger(cfg, fold_dir, name, group)
+    if run is not None:
+        loggers.append(run)
+    return loggers
 
 
 def write_test_predictions(model, prepared: PreparedData, dm: SERDataModule, fold_dir: Path) -> Path:

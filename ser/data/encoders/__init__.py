@@ -1,4 +1,4 @@
-"""Pretrained speech encoders as front ends (the `ssl` model family; optional extra: pip install "ser[ssl]").
+"""Pretrained speech encoders as front ends (the `ssl` model family; optional extra: pip install -e ".[ssl]").
 
 They live on the data side because in frozen mode an encoder is a feature extractor like the log-mel front
 end (ser/data/features.py): its hidden states are computed once and cached (ser/data/embeddings.py). When it

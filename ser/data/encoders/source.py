@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ser.config import ConfigError
+from ser.extras import install_hint
 
 # The architectures whose front ends ser/data/encoders/preprocess.py reproduces, by config.model_type.
 WAV2VEC2_LIKE = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
@@ -27,7 +28,7 @@ SUPPORTED = (*WAV2VEC2_LIKE, "whisper", "audio-spectrogram-transformer")
 SETTINGS_FILES = ("config.json", "preprocessor_config.json")
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-INSTALL_HINT = 'pip install "ser[ssl]" (Hugging Face transformers)'
+INSTALL_HINT = f"{install_hint('ssl')} (Hugging Face transformers)"
 
 
 def encoder_error(problem: str) -> ConfigError:

@@ -16,12 +16,16 @@
     $("error").hidden = !text;
   }
 
+  let pending = null; // the clip being scored: played back beside its answer
+  let playing = null; // object URL of the clip in the player
+
   async function send(blob, name) {
     showError("");
     if (blob.size > maxBytes) {
       showError(`${name}: ${(blob.size / 1e6).toFixed(1)} MB is over the ${maxBytes / 1e6} MB upload limit`);
       return;
     }
+    pending = blob;
     const form = new FormData();
     form.append("file", blob, name);
     setStatus(`scoring ${name} ...`);
@@ -84,7 +88,93 @@
       return span;
     }));
     $("timeline").replaceChildren(timeline(r.windows, labels, r.duration));
+    player(pending);
+    spectrogram(r.spectrogram, r.duration);
+    strip(r.windows, r.duration);
   }
+
+  // ------------------------------------------------------------------------- player and spectrogram
+  function player(blob) {
+    const audio = $("player");
+    if (playing) URL.revokeObjectURL(playing);
+    playing = blob ? URL.createObjectURL(blob) : null;
+    audio.hidden = !playing;
+    if (playing) audio.src = playing;
+  }
+
+  // 256-entry "magma"-like colour map from a few anchors (dark = quiet, bright = loud).
+  const ANCHORS = [[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21],
+    [250, 193, 39], [252, 255, 164]];
+  const LUT = Array.from({ length: 256 }, (_, i) => {
+    const t = (i / 255) * (ANCHORS.length - 1), k = Math.min(Math.floor(t), ANCHORS.length - 2), f = t - k;
+    return ANCHORS[k].map((a, c) => Math.round(a + f * (ANCHORS[k + 1][c] - a)));
+  });
+
+  function spectrogram(spec, duration) {
+    const canvas = $("spectrogram");
+    $("spectro").hidden = !spec;
+    if (!spec) return;
+    const bytes = Uint8Array.from(atob(spec.data), (ch) => ch.charCodeAt(0));
+    const { n_mels: rows, frames } = spec;
+    canvas.width = frames;
+    canvas.height = rows;
+    const ctx = canvas.getContext("2d");
+    const image = ctx.createImageData(frames, rows);
+    for (let band = 0; band < rows; band++) {
+      const y = rows - 1 - band; // row 0 of the data is the lowest band: draw it at the bottom
+      for (let f = 0; f < frames; f++) {
+        const [r, g, b] = LUT[bytes[band * frames + f]];
+        const at = 4 * (y * frames + f);
+        image.data[at] = r; image.data[at + 1] = g; image.data[at + 2] = b; image.data[at + 3] = 255;
+      }
+    }
+    ctx.putImageData(image, 0, 0);
+    $("fmax").textContent = `${+(spec.fmax / 1000).toFixed(1)} kHz`;
+    $("spectro-caption").textContent = `log-mel spectrogram: ${rows} mel bands, 0–${+(spec.fmax / 1000).toFixed(1)} kHz, ` +
+      `${spec.db[1] - spec.db[0]} dB range, ${Math.round(spec.seconds_per_frame * 1000)} ms per column; click to play from there`;
+    const step = niceStep(duration / 8);
+    const ticks = [];
+    for (let t = 0; t <= duration + 1e-9; t += step) {
+      const tick = document.createElement("span");
+      tick.style.left = `${(100 * t) / duration}%`;
+      tick.textContent = `${+t.toFixed(2)} s`;
+      if (t > duration - step / 2) tick.className = "end"; // the last label ends at the right edge
+      ticks.push(tick);
+    }
+    $("time-axis").replaceChildren(...ticks);
+  }
+
+  // The top label of each window as a strip over the spectrogram, only when there is more than one window.
+  function strip(windows, duration) {
+    const node = $("strip");
+    if (windows.length < 2) { node.replaceChildren(); return; }
+    const centre = (w) => (w.start + w.end) / 2;
+    node.replaceChildren(...windows.map((w, i) => {
+      const from = i === 0 ? 0 : (centre(windows[i - 1]) + centre(w)) / 2;
+      const to = i === windows.length - 1 ? duration : (centre(w) + centre(windows[i + 1])) / 2;
+      const seg = document.createElement("span");
+      seg.style.left = `${(100 * from) / duration}%`;
+      seg.style.width = `calc(${(100 * (to - from)) / duration}% - 1px)`;
+      seg.style.background = color(w.label);
+      seg.dataset.label = w.label;
+      seg.title = `${w.start.toFixed(2)}–${w.end.toFixed(2)} s: ${w.label} ${w.probabilities[w.label].toFixed(2)}`;
+      if ((to - from) / duration > 0.07) seg.textContent = w.label;
+      return seg;
+    }));
+  }
+
+  const audio = $("player");
+  audio.addEventListener("timeupdate", () => {
+    const head = $("playhead");
+    head.hidden = !audio.duration;
+    if (audio.duration) head.style.left = `${(100 * audio.currentTime) / audio.duration}%`;
+  });
+  $("spectrogram").addEventListener("click", (e) => {
+    if (!audio.duration) return;
+    const box = e.currentTarget.getBoundingClientRect();
+    audio.currentTime = ((e.clientX - box.left) / box.width) * audio.duration;
+    audio.play().catch(() => {});
+  });
 
   const SVG = "http://www.w3.org/2000/svg";
   function el(tag, attrs, text) {
