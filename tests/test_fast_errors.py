@@ -75,4 +75,5 @@ def test_a_sweep_file_error_loads_no_torch_nor_ray(
     argv = ["sweep"] if module == "ser" else []
     out, err = _run(tmp_path, module, *argv, str(_sweep_file(tmp_path, **body)))
     assert out == {"rc": 2, "heavy": []}, err
-    assert err.startswith("ser sweep: error: ") and err.count("\n") == 1 and named in err, err
+    prog = "ser sweep" if module == "ser" else "python -m ser.sweep"
+    assert err.startswith(f"{prog}: error: ") and err.count("\n") == 1 and named in err, err
