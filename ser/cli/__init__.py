@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from ser.cli.args import split_overrides
+from ser.cli.args import positive_float, split_overrides
 from ser.cli.errors import run_reporting_errors
 
 CONFIG_HELP = "a YAML file of differences or a packaged preset by name (`ser configs` lists them); repeatable"
@@ -67,6 +67,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.print_config:
         print(to_yaml(cfg), end="")
         return 0
+    from ser.data.paths import check_output_dir
+
+    check_output_dir(cfg.trainer.output_dir)  # before the torch import: a bad folder fails in a second
     from ser.training.fit import fit_folds
 
     result = fit_folds(cfg)
@@ -76,9 +79,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_holdout(args: argparse.Namespace) -> int:
     from ser.config import load_config
-    from ser.training.holdout import holdout_test
+    from ser.data.paths import check_output_dir
 
     cfg = load_config(args.config, args.overrides)
+    check_output_dir(cfg.trainer.output_dir)
+    from ser.training.holdout import holdout_test
+
     result = holdout_test(cfg, again=args.again)
     print(f"run directory: {result.run_dir}")
     return 0
@@ -139,16 +145,6 @@ def cmd_sweep(argv: Sequence[str]) -> int:
 
 
 # -------------------------------------------------------------------------------------------- parser
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be > 0")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     from ser.config import CHOICES
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from ser.config.errors import UserError
+from ser.config.errors import UserError, disk_full
 
 __all__ = ["UserError", "run_reporting_errors", "user_errors"]
 
@@ -31,4 +31,16 @@ def run_reporting_errors(func: Callable[[], int | None], prog: str = "ser") -> i
         if isinstance(exc, user_errors()):
             print(f"{prog}: error: {exc}", file=sys.stderr)
             return USAGE_ERROR
+        if disk_full(exc):  # a write the code does not wrap (a result file, a plot) on a full disk
+            print(f"{prog}: error: no space left on device{_written(exc)}", file=sys.stderr)
+            return USAGE_ERROR
         raise
+
+
+def _written(exc: BaseException | None) -> str:
+    """' writing PATH' for the first OSError in the chain that names its file."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.filename:
+            return f" writing {exc.filename}"
+        exc = exc.__cause__ or exc.__context__
+    return ""

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ser.cli.args import int_in, positive_float
 from ser.inference.sources import (
     STDIN_FORMATS,
     LiveInputError,
@@ -149,9 +150,16 @@ def add_live_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     source.add_argument("--file", default=None, help="stream this audio file instead of the microphone")
     source.add_argument("--stdin", action="store_true", help="read raw PCM from stdin (see above)")
     p.add_argument("--format", default="f32", choices=sorted(STDIN_FORMATS), help="stdin sample format")
-    p.add_argument("--rate", type=int, default=None, help="stdin sample rate in Hz (default: the model's)")
-    p.add_argument("--window", type=float, default=None, help="window seconds (default: training length)")
-    p.add_argument("--hop", type=float, default=None, help="hop seconds (default: half a window)")
+    p.add_argument(
+        "--rate",
+        type=int_in(1000, 768000, "--rate"),
+        default=None,
+        help="stdin sample rate in Hz (default: the model's)",
+    )
+    p.add_argument(
+        "--window", type=positive_float, default=None, help="window seconds (default: training length)"
+    )
+    p.add_argument("--hop", type=positive_float, default=None, help="hop seconds (default: half a window)")
     p.add_argument(
         "--smoothing", type=float, default=0.5, help="EMA alpha in (0, 1]; 1 = no smoothing (default 0.5)"
     )

@@ -50,7 +50,7 @@ def bind(host: str, port: int):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:  # OverflowError: a port outside 0-65535
         sock.close()
         raise UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     sock.listen(128)
@@ -103,8 +103,11 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     p.add_argument("checkpoint")
     p.add_argument("--sweep", default=None, help="sweep results directory to show at /sweep")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    from ser.cli import positive_float
+    from ser.cli.args import int_in, positive_float
+
+    p.add_argument(
+        "--port", type=int_in(0, 65535, "port"), default=8000, help="port (default 8000; 0: any free)"
+    )
 
     p.add_argument(
         "--max-upload-mb", type=positive_float, default=20.0, help="upload size limit in MB (default 20)"

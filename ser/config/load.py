@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ser.config.schema import ConfigError, RootConfig
@@ -39,6 +39,29 @@ def _raise_named(exc: OmegaConfBaseException, source: str) -> None:
     raise ConfigError(f"invalid config key '{key}'{where}: {msg}") from None
 
 
+def _container_mismatch(base: Any, other: Any, prefix: str = "") -> tuple[str, str, str] | None:
+    """(key, wanted, given) of the first key where `other` holds a list for a mapping or a mapping for a
+    list: OmegaConf reports that as a bare TypeError without the key."""
+    if not isinstance(other, (dict, DictConfig)) or not isinstance(base, DictConfig):
+        return None
+    for key in other:
+        if key not in base:
+            continue
+        full = f"{prefix}{key}"
+        want, given = base._get_node(key), other[key]
+        want_list = isinstance(want, ListConfig) or OmegaConf.is_list(want)
+        want_dict = isinstance(want, DictConfig)
+        if want_list and isinstance(given, (dict, DictConfig)):
+            return full, "a list", "a mapping"
+        if want_dict and isinstance(given, (list, tuple, ListConfig)):
+            return full, "a mapping", "a list"
+        if want_dict:
+            found = _container_mismatch(want, given, f"{full}.")
+            if found:
+                return found
+    return None
+
+
 def merge_into(base: DictConfig, other: Any, source: str = "") -> DictConfig:
     """Merge a mapping (YAML content or dotlist) into a structured config, naming bad keys."""
     try:
@@ -46,6 +69,22 @@ def merge_into(base: DictConfig, other: Any, source: str = "") -> DictConfig:
     except OmegaConfBaseException as exc:
         _raise_named(exc, source)
         raise  # unreachable
+    except (TypeError, ValueError) as exc:  # "Cannot merge incompatible container types"
+        where = f" in {source}" if source else ""
+        found = _container_mismatch(base, other)
+        if found is None:
+            raise ConfigError(f"invalid config{where}: {str(exc).splitlines()[0]}") from None
+        key, want, given = found
+        raise ConfigError(f"invalid config key '{key}'{where}: must be {want}, not {given}") from None
+
+
+def check_resolvable(cfg: DictConfig, source: str = "") -> None:
+    """Every `${...}` interpolation resolves; ConfigError naming the key otherwise (OmegaConf resolves
+    lazily, so an unknown key used to surface as a traceback wherever the value was first read)."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        _raise_named(exc, source)
 
 
 def parse_overrides(overrides: Sequence[str]) -> DictConfig:
@@ -183,6 +222,7 @@ def load_config(
         for path, layer in read_layers(item):
             cfg = merge_into(cfg, layer, str(path))
     cfg = merge_into(cfg, parse_overrides(overrides), "overrides")
+    check_resolvable(cfg, " or ".join([*(str(f) for f in files), "overrides"]))
     validate(cfg)
     return cfg
 

@@ -14,48 +14,55 @@ from omegaconf import DictConfig, OmegaConf
 
 from ser.config.schema import CHOICES, MODEL_INPUTS, ConfigError
 
-# key -> (low, high, low inclusive?) for numbers; None = unbounded on that side
+# key -> (low, high, low inclusive?) for numbers; None = unbounded on that side. Sizes have generous upper
+# bounds so an absurd value (model.depth=1e23) is refused here, not as an OverflowError or a 36 TB
+# allocation; the model's parameter memory is estimated before it is built as well (models/registry.py).
 RANGES: dict[str, tuple[float | None, float | None, bool]] = {
-    "data.batch_size": (1, None, True),
-    "data.num_workers": (0, None, True),
-    "data.val_folds": (0, None, True),
+    "data.batch_size": (1, 65536, True),
+    "data.folds": (0, 100_000, True),
+    "data.fold_seed": (0, 2**32 - 1, True),  # seeds: what numpy and Lightning accept
+    "data.holdout.seed": (0, 2**32 - 1, True),
+    "data.synthetic.seed": (0, 2**32 - 1, True),
+    "trainer.seed": (0, 2**32 - 1, True),
+    "data.num_workers": (0, 256, True),
+    "data.val_folds": (0, 1000, True),
     "data.device_max_mb": (0, None, True),
     "data.holdout.fraction": (0, 1, True),
-    "data.synthetic.speakers": (2, None, True),
-    "data.synthetic.per_label": (1, None, True),
+    "data.synthetic.speakers": (2, 1000, True),
+    "data.synthetic.per_label": (1, 1000, True),
     "data.synthetic.duration": (0, 60, False),
     "data.synthetic.sample_rate": (1000, 192000, True),
     "data.synthetic.variability": (0, None, True),
     "data.audio.sample_rate": (1000, 192000, True),
     "data.audio.duration": (0, 600, False),
-    "data.features.n_mels": (1, None, True),
-    "data.features.n_fft": (2, None, True),
-    "data.features.hop_length": (1, None, True),
-    "data.features.n_mfcc": (1, None, True),
+    "data.features.n_mels": (1, 1024, True),
+    "data.features.n_fft": (2, 65536, True),
+    "data.features.hop_length": (1, 65536, True),
+    "data.features.n_mfcc": (1, 1024, True),
     "data.features.fmin": (0, None, True),
     "data.features.deltas": (0, 2, True),
-    "data.augment.freq_masks": (0, None, True),
-    "data.augment.freq_width": (0, None, True),
-    "data.augment.time_masks": (0, None, True),
-    "data.augment.time_width": (0, None, True),
+    "data.augment.freq_masks": (0, 100, True),
+    "data.augment.freq_width": (0, 1024, True),
+    "data.augment.time_masks": (0, 100, True),
+    "data.augment.time_width": (0, 100000, True),
     "data.augment.shift_max": (0, None, True),
     "data.augment.speed_min": (0, None, False),
     "data.augment.pitch_semitones": (0, 12, True),
     "data.augment.mixup_alpha": (0, None, True),
     "data.augment.freq_warp_max": (0, 0.5, True),
     "data.augment.time_stretch_max": (0, 0.5, True),
-    "model.depth": (1, None, True),
-    "model.channels": (1, None, True),
-    "model.channel_growth": (0, None, False),
-    "model.max_channels": (1, None, True),
-    "model.kernel_size": (1, None, True),
-    "model.kernel_width": (1, None, True),
+    "model.depth": (1, 64, True),
+    "model.channels": (1, 8192, True),
+    "model.channel_growth": (0, 16, False),
+    "model.max_channels": (1, 8192, True),
+    "model.kernel_size": (1, 64, True),
+    "model.kernel_width": (1, 1024, True),
     "model.conv_dropout": (0, 1, True),
     "model.classifier_dropout": (0, 1, True),
-    "model.hidden": (1, None, True),
-    "model.classifier_layers": (1, None, True),
-    "model.lstm_hidden": (1, None, True),
-    "model.lstm_layers": (1, None, True),
+    "model.hidden": (1, 65536, True),
+    "model.classifier_layers": (1, 16, True),
+    "model.lstm_hidden": (1, 16384, True),
+    "model.lstm_layers": (1, 64, True),
     "model.svm_c": (0, None, False),
     "model.ensemble": (1, 16, True),
     "model.encoder_lr_scale": (0, None, False),
@@ -69,18 +76,19 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "optim.warmup_frac": (0, 1, True),
     "optim.hold_frac": (0, 1, True),
     "optim.final_lr_scale": (0, 1, True),
-    "optim.plateau_patience": (0, None, True),
+    "optim.plateau_patience": (0, 1_000_000, True),
     "optim.plateau_factor": (0, 1, False),
     "optim.label_smoothing": (0, 1, True),
     "optim.grad_clip": (0, None, True),
     "optim.ema_decay": (0, 1, True),
-    "trainer.max_epochs": (1, None, True),
-    "trainer.early_stopping_patience": (0, None, True),
-    "trainer.limit_train_batches": (0, None, False),
-    "trainer.limit_val_batches": (0, None, False),
+    "trainer.max_epochs": (1, 1_000_000, True),
+    "trainer.early_stopping_patience": (0, 1_000_000, True),
+    "trainer.limit_train_batches": (0, 1e9, False),
+    "trainer.limit_val_batches": (0, 1e9, False),
 }
 # upper bounds that must stay strictly below (a probability of 1 is fine, a decay of 1 is not)
 STRICT_HIGH = {
+    "data.holdout.fraction",  # everyone held out leaves no one to train on
     "model.conv_dropout",
     "model.classifier_dropout",
     "optim.beta1",
@@ -108,9 +116,14 @@ def check_range(key: str, value: Any) -> None:
     too_low = low is not None and (value < low if low_inclusive else value <= low)
     too_high = high is not None and (value >= high if key in STRICT_HIGH else value > high)
     if too_low or too_high:
-        lo = "" if low is None else f"{'>=' if low_inclusive else '>'} {low:g}"
-        hi = "" if high is None else f"{'<' if key in STRICT_HIGH else '<='} {high:g}"
+        lo = "" if low is None else f"{'>=' if low_inclusive else '>'} {_number(low)}"
+        hi = "" if high is None else f"{'<' if key in STRICT_HIGH else '<='} {_number(high)}"
         fail(key, f"{value!r} must be {' and '.join(p for p in (lo, hi) if p)}")
+
+
+def _number(x: float) -> str:
+    """4294967295, not 4.29497e+09; 0.5 and 1e+09 as :g writes them."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e12 else f"{x:g}"
 
 
 def check_choice(key: str, value: Any) -> None:
@@ -138,6 +151,7 @@ def validate(cfg: DictConfig) -> None:
     _check_layer(cfg.model.layer)
     if MODEL_INPUTS.get(cfg.model.name) == "pretrained":
         _check_pretrained(cfg)
+    _check_run_name(cfg.trainer.run_name)
     if str(cfg.trainer.devices) != "auto" and not str(cfg.trainer.devices).lstrip("-").isdigit():
         fail("trainer.devices", f"{cfg.trainer.devices!r} must be 'auto' or a number of devices")
 
@@ -152,6 +166,24 @@ def _check_data(data: DictConfig) -> None:
         if corpus.name not in CHOICES["data.corpus"]:
             fail(f"data.corpora[{i}].name", f"{corpus.name!r} is not one of {list(CHOICES['data.corpus'])}")
     feat, audio = data.features, data.audio
+    if data.labels is not None:
+        if not data.labels:
+            fail("data.labels", "an empty list keeps no class; leave it unset (null) for every label found")
+        names = [str(label) for label in data.labels]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            fail("data.labels", f"{', '.join(twice)} listed more than once")
+    hold = data.holdout
+    if hold.speakers and float(hold.fraction) > 0:
+        fail(
+            "data.holdout.speakers",
+            f"give the held-out speakers or data.holdout.fraction ({hold.fraction}), not both",
+        )
+    if data.sampler == "balanced" and data.class_weights:
+        fail(
+            "data.sampler",
+            "balanced sampling and data.class_weights=true both correct class imbalance; use one of them",
+        )
     if feat.win_length is not None and not 0 < feat.win_length <= feat.n_fft:
         fail("data.features.win_length", f"{feat.win_length} must be in (0, n_fft={feat.n_fft}]")
     if feat.kind == "mfcc" and feat.n_mfcc > feat.n_mels:
@@ -169,6 +201,18 @@ def _check_data(data: DictConfig) -> None:
     for low, high in (("snr_db_min", "snr_db_max"), ("speed_min", "speed_max")):
         if float(aug[low]) > float(aug[high]):
             fail(f"data.augment.{low}", f"{aug[low]} is greater than data.augment.{high} ({aug[high]})")
+
+
+def _check_run_name(name: Any) -> None:
+    """A run name is one folder inside trainer.output_dir: no separator, no `..`, nothing that escapes."""
+    if name is None:
+        return
+    text = str(name)
+    if not text.strip() or text in (".", "..") or "/" in text or "\\" in text or "\0" in text:
+        fail(
+            "trainer.run_name",
+            f"{text!r} must be a plain folder name inside trainer.output_dir (no '/', '\\' or '..')",
+        )
 
 
 LAYER_WORDS = ("weighted", "last")  # model.layer: one of these, or a layer index

@@ -7,6 +7,7 @@ soundfile detects the container from the file's content, so a FLAC file named `.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,11 @@ class AudioError(UserError, ValueError):
 
 
 def _open_checked(path: Path) -> sf.SoundFile:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # libsndfile cannot open it, and it was reported as "unreadable audio"
+        shown = os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+        raise AudioError(shown, "file name is not valid UTF-8: rename it") from None
     if not path.exists():
         raise AudioError(path, "file does not exist")
     if not path.is_file():

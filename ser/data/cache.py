@@ -27,11 +27,12 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ser.config.errors import writing_to
 from ser.data.features import KINDS, feature_shape, logmel_kwargs
 from ser.data.paths import cache_root
 from ser.data.types import Skipped, Utterance
 
-CACHE_VERSION = 2  # bump when the stored computation changes, so old entries are not reused
+CACHE_VERSION = 3  # bump when the stored computation (or its checksum: 3 covers the ids) changes
 TORCH_BATCH = 16  # measured: 2.5x less CPU than 64 on one thread, and ~110 MB fewer intermediates
 
 
@@ -93,9 +94,13 @@ def n_samples_of(audio_cfg: Any) -> int:
 
 
 # ------------------------------------------------------------------------------------- storage
-def checksum(array: np.ndarray) -> str:
-    """blake2b of the array's bytes, in 16 MB slices (a memory-mapped array is read, never copied whole)."""
+def checksum(array: np.ndarray, ids: Sequence[str] | None = None) -> str:
+    """blake2b of the row ids (when given) and the array's bytes, in 16 MB slices (a memory-mapped array
+    is read, never copied whole). The ids are covered so that reordering them in index.json, which would
+    give every row another utterance's label, is caught like a change to the array."""
     h = hashlib.blake2b(digest_size=16)
+    if ids is not None:
+        h.update(json.dumps([str(i) for i in ids]).encode())
     flat = array.reshape(-1) if array.flags.c_contiguous else np.ascontiguousarray(array).reshape(-1)
     step = max(1, (16 << 20) // max(flat.itemsize, 1))
     for start in range(0, flat.size, step):
@@ -103,7 +108,8 @@ def checksum(array: np.ndarray) -> str:
     return h.hexdigest()
 
 
-_VERIFIED: dict[tuple[str, int, int], bool] = {}  # (file, size, mtime) already checked in this process
+# (array file, size, mtime, index size, mtime) already checked in this process
+_VERIFIED: dict[tuple[str, int, int, int, int], bool] = {}
 
 
 def _read_entry(folder: Path, array_name: str) -> Optional[tuple[np.ndarray, dict[str, Any]]]:
@@ -120,10 +126,10 @@ def _read_entry(folder: Path, array_name: str) -> Optional[tuple[np.ndarray, dic
         return _discard(folder, f"unreadable ({type(exc).__name__}: {exc})")
     if array.shape[0] != len(meta.get("ids", [])):
         return _discard(folder, f"{array.shape[0]} rows but {len(meta.get('ids', []))} ids")
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    stat, index_stat = path.stat(), index.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns, index_stat.st_size, index_stat.st_mtime_ns)
     if key not in _VERIFIED:
-        if meta.get("checksum") != checksum(array):
+        if meta.get("checksum") != checksum(array, meta.get("ids", [])):
             return _discard(folder, "contents differ from the checksum written with them (changed on disk)")
         _VERIFIED[key] = True
     return array, meta
@@ -138,13 +144,20 @@ def _discard(folder: Path, why: str) -> None:
 
 
 def _write_entry(folder: Path, array_name: str, array: np.ndarray, meta: dict[str, Any]) -> None:
-    """Write into a sibling temp dir, then rename it into place in one step."""
+    """Write into a sibling temp dir, then rename it into place in one step; a full disk is one line
+    naming the cache folder (the temp dir is removed, so no half entry is left)."""
+    with writing_to(folder.parent.parent, "the feature cache: SER_CACHE or data.features.cache_dir"):
+        _write_entry_into(folder, array_name, array, meta)
+
+
+def _write_entry_into(folder: Path, array_name: str, array: np.ndarray, meta: dict[str, Any]) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name[:16]}-", dir=folder.parent))
     try:
         array = np.ascontiguousarray(array)
         np.save(tmp / f"{array_name}.npy", array)
-        (tmp / "index.json").write_text(json.dumps({**meta, "checksum": checksum(array)}, indent=1))
+        sums = checksum(array, meta.get("ids", []))
+        (tmp / "index.json").write_text(json.dumps({**meta, "checksum": sums}, indent=1))
         try:
             os.replace(tmp, folder)
         except OSError:

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ser.config import CorpusSpec, DataConfig, SyntheticConfig
 from ser.data.corpora import as_spec, scan_corpus
-from ser.data.labels import canonical_label, sort_labels
+from ser.data.labels import canonical_label, rare_label_warnings, sort_labels
 from ser.data.types import CorpusError, Skipped, Utterance
 
 
@@ -128,6 +128,9 @@ def build_dataset(data_cfg: DataConfig, check_audio: bool = True, progress: bool
             f"no usable utterances in {', '.join(_tags(specs))}: labels found {found}, data.labels {labels}"
         )
     warnings.extend(_absent_label_warnings(utterances, labels, _tags(specs)))
+    if wanted is None:  # labels taken as found: a typo is a class of its own
+        first = {u.label: u.path for u in reversed(utterances)}
+        warnings.extend(rare_label_warnings(Counter(u.label for u in utterances), first))
     return LabelledDataset(utterances=utterances, labels=labels, skipped=skipped, warnings=warnings)
 
 

@@ -241,10 +241,12 @@ def choose_held_out(
         return sorted(set(chosen))
     if fraction <= 0:
         return []
-    count = min(max(1, round(fraction * len(ids))), len(ids) - 2)
-    if count < 1:
+    count = max(1, round(fraction * len(ids)))
+    if count > len(ids) - 2:  # used to be cut down silently: fraction 1.0 held out all but two speakers
         raise ConfigError(
-            f"invalid config key 'data.holdout.fraction': {len(ids)} speakers are too few to hold out"
+            f"invalid config key 'data.holdout.fraction': {fraction:g} of {len(ids)} speakers holds out "
+            f"{count}, leaving {len(ids) - count}; at least 2 must stay to train and validate on "
+            f"(at most {(len(ids) - 2) / len(ids):.2f} here)"
         )
     rng = np.random.default_rng(seed)
     by_gender: dict[str, list[str]] = {}

@@ -16,7 +16,7 @@ from ser.config import SyntheticConfig
 from ser.data.audio import audio_info
 from ser.data.corpora import as_spec, scan_corpus
 from ser.data.corpora.synthetic import synthetic_root
-from ser.data.labels import sort_labels
+from ser.data.labels import rare_label_warnings, sort_labels
 
 
 def inspect_corpus(
@@ -56,7 +56,10 @@ def inspect_corpus(
         "channels": dict(sorted(Counter(info["channels"] for info in infos).items())),
         "formats": dict(sorted(Counter(info["format"] for info in infos).items())),
         "skipped": [{"path": s.path, "reason": s.reason} for s in scan.skipped],
-        "warnings": list(scan.warnings),
+        "warnings": [
+            *scan.warnings,
+            *rare_label_warnings(label_counts, {u.label: u.path for u in reversed(utts)}),
+        ],
     }
 
 

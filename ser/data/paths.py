@@ -1,4 +1,5 @@
-"""Where `ser` keeps what it computes once: the feature/waveform cache and the synthetic corpus."""
+"""Where `ser` keeps what it computes once (the feature/waveform cache and the synthetic corpus) and where
+runs write (trainer.output_dir): both checked to be usable folders before any work starts."""
 
 from __future__ import annotations
 
@@ -59,3 +60,20 @@ def cache_root(cfg_dir: Optional[str] = None) -> Path:
             f"cache folder {root} ({source}) is not writable ({exc.strerror or exc}); set SER_CACHE"
         ) from None
     return root
+
+
+def check_output_dir(output_dir: str | Path) -> Path:
+    """trainer.output_dir is (or can become) a writable folder. Checked by `ser fit` before torch is even
+    imported, so a file in its place fails in a second with one line, not with a traceback after the
+    features are computed."""
+    from ser.config.schema import ConfigError
+
+    out = Path(output_dir).expanduser()
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        what = "is a file" if blocker == out else f"is inside {blocker}, which is a file"
+        raise ConfigError(f"invalid config key 'trainer.output_dir': {out} {what}; give a folder")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"invalid config key 'trainer.output_dir': {existing} is not writable")
+    return out

@@ -100,6 +100,10 @@ def read_checkpoint(path: str | Path) -> LoadedCheckpoint:
         lambda v: isinstance(v, list) and len(v) >= 2 and all(isinstance(x, str) for x in v),
         "a list of at least 2 label names",
     )
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:  # the head has one output per entry: a repeated name would merge two classes' probabilities
+        raise CheckpointError(f"{path}: checkpoint metadata 'labels' names {', '.join(twice)} more than once")
+    _check_finite(path, raw["state_dict"])
     kind = _info_field(path, info, "kind", lambda v: v in KINDS, " or ".join(KINDS))
     if kind in ("embeddings", "waveform"):
         _info_field(path, info, "encoder", _is_encoder_record, "the encoder's record (model_type, config)")
@@ -132,6 +136,14 @@ def read_checkpoint(path: str | Path) -> LoadedCheckpoint:
         epochs=saved_epochs(raw),
         state_dict=raw["state_dict"],
     )
+
+
+def _check_finite(path: Path, state: dict[str, Any]) -> None:
+    """Weights with NaN or inf give NaN probabilities for every input: refuse them when loading."""
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not _is_metric_state(key):
+            if not bool(torch.isfinite(value).all()):
+                raise CheckpointError(f"{path}: weight '{key}' holds NaN or inf; the checkpoint is damaged")
 
 
 def _is_encoder_record(value: Any) -> bool:

@@ -15,8 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from ser.config.errors import UserError
 from ser.data.normalize import SpeakerStats
 from ser.inference.checkpoint import CheckpointError, LoadedCheckpoint, read_checkpoint, restore_classifier
+
+MAX_WINDOWS = 20_000  # per file: an hour at a 0.2 s hop
+
+
+class WindowError(UserError, ValueError):
+    """--window/--hop that cannot slide over the audio (below a sample, or too many windows)."""
 
 
 @dataclass
@@ -78,7 +85,13 @@ class Scorer:
         if self.speaker_normalized:
             x = (speaker or SpeakerStats().update(x)).standardize(x)
         logits = self.model(x)
-        return torch.softmax(logits.float(), dim=-1).numpy()
+        probs = torch.softmax(logits.float(), dim=-1).numpy()
+        if not np.isfinite(probs).all():  # NaN weights or an input the features overflowed on
+            raise CheckpointError(
+                f"{self.checkpoint.path}: the model gave non-finite probabilities (NaN/inf) for this "
+                "input; its weights or the audio hold values it cannot score"
+            )
+        return probs
 
 
 def load_scorer(checkpoint_path: str | Path) -> Scorer:
@@ -129,7 +142,13 @@ def windows_of(
     win = int(round(window * sr)) if window else scorer.window_samples
     step = int(round(hop * sr)) if hop else max(win // 2, 1)
     if win <= 0 or step <= 0:
-        raise ValueError("window and hop must be positive")
+        raise WindowError(f"window ({window} s) and hop ({hop} s) must each be at least one sample")
+    count = 1 if len(wave) <= win else (len(wave) - win) // step + 2
+    if count > MAX_WINDOWS:  # --hop 0.0001 on a 30 s clip: 300,000 windows, minutes of silent work
+        raise WindowError(
+            f"a hop of {step / sr:g} s over {len(wave) / sr:.1f} s of audio gives {count} windows; at most "
+            f"{MAX_WINDOWS} are scored per file: use a larger --hop"
+        )
     starts = window_starts(len(wave), win, step)
     crop = str(scorer.checkpoint.cfg.data.audio.crop)
     return starts, win, [fix_length(wave[s : s + win], scorer.window_samples, crop=crop) for s in starts]

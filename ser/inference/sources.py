@@ -56,6 +56,8 @@ def stdin_chunks(
     if fmt not in STDIN_FORMATS:
         raise LiveInputError(f"--format must be one of {sorted(STDIN_FORMATS)}, got {fmt!r}")
     dtype = STDIN_FORMATS[fmt]
+    if rate is not None and rate <= 0:
+        raise LiveInputError(f"--rate must be a positive sample rate in Hz, got {rate}")
     rate = rate or sample_rate
     resample = _stream_resampler(rate, sample_rate)
     block_bytes = max(int(round(block * rate)), 1) * dtype.itemsize
@@ -68,12 +70,27 @@ def stdin_chunks(
         usable = len(pending) - len(pending) % dtype.itemsize
         samples, pending = np.frombuffer(pending[:usable], dtype=dtype), pending[usable:]
         if samples.size:
-            yield resample(_to_float(samples), False)
+            yield resample(_checked(_to_float(samples), fmt), False)
     if pending:
         print(f"ser live: ignored {len(pending)} trailing stdin byte(s)", file=sys.stderr)
     tail = resample(np.zeros(0, dtype=np.float32), True)
     if tail.size:
         yield tail
+
+
+PCM_LIMIT = 16.0  # float PCM is in [-1, 1]; far beyond it the bytes are not audio (or not --format f32)
+
+
+def _checked(samples: np.ndarray, fmt: str) -> np.ndarray:
+    """Refuse float samples that cannot be audio (NaN, inf, |x| > PCM_LIMIT): they gave NaN probabilities."""
+    bad = ~np.isfinite(samples) | (np.abs(samples) > PCM_LIMIT)
+    if bad.any():
+        value = samples[int(np.argmax(bad))]
+        raise LiveInputError(
+            f"stdin holds {value!r} where {fmt} PCM samples in [-1, 1] were expected: not raw mono "
+            "float32 audio (use --format s16 for 16-bit PCM)"
+        )
+    return samples
 
 
 def _to_float(samples: np.ndarray) -> np.ndarray:

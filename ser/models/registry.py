@@ -90,6 +90,29 @@ def input_kind(name: str) -> str:
     return get_spec(name).input_kind
 
 
+MAX_PARAMETERS = 500_000_000  # 2 GB of float32 weights, ~8 GB to train with Adam: far above any SER head
+SIZE_KEYS = ("channels", "max_channels", "channel_growth", "depth", "hidden", "lstm_hidden", "lstm_layers")
+
+
+def check_size(spec: ModelSpec, cfg: ModelConfig, shape: tuple[int, ...], n_classes: int, **extra) -> None:
+    """Count the parameters of the network built on the meta device (no memory), before it is built for
+    real: a config that is valid key by key can still multiply to terabytes (channels x depth x hidden)."""
+    import torch
+
+    if spec.builder is None or spec.input_kind == "pretrained":
+        return  # the encoder's size is the checkpoint's, not the config's
+    with torch.device("meta"):
+        probe = spec.builder(cfg, shape, n_classes, **extra)
+    count = sum(p.numel() for p in probe.parameters()) * max(1, int(getattr(cfg, "ensemble", 1)))
+    if count > MAX_PARAMETERS:
+        sizes = ", ".join(f"model.{k}={getattr(cfg, k)}" for k in SIZE_KEYS if hasattr(cfg, k))
+        raise ModelConfigError(
+            f"invalid config key 'model': {cfg.name} with {sizes} has {count:.3g} parameters "
+            f"({count * 4 / 1e9:.3g} GB of float32 weights); at most {MAX_PARAMETERS:.0e} are built: lower "
+            "one of those sizes"
+        )
+
+
 def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int, **extra) -> nn.Module:
     """Build `cfg.name` for inputs of `input_shape` (no batch dim): (C, n_mels, frames) or (dim,); `extra`
     goes to families that take more (ssl: the `encoder` it fine-tunes)."""
@@ -105,6 +128,7 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int, 
             f"invalid config key 'model.name': {cfg.name!r} takes {spec.input_kind} input "
             f"{INPUT_SHAPES[spec.input_kind]}, got input_shape {shape}; check data.features.kind"
         )
+    check_size(spec, cfg, shape, n_classes, **extra)
     if int(getattr(cfg, "ensemble", 1)) > 1:  # members trained one by one, then held together
         from ser.models.ensemble import EnsembleNet
 

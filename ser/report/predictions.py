@@ -8,11 +8,14 @@ classifier layer). `labels` names the C classes. Plain numpy arrays, read with `
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ser.config.errors import UserError
 
 FILENAME = "predictions.npz"
 
@@ -65,18 +68,41 @@ def write_predictions(path: Path, predictions: Predictions) -> Path:
     return path
 
 
+class DamagedPredictions(UserError, ValueError):
+    """A predictions.npz that cannot be read back (truncated, edited, wrong arrays); names the file."""
+
+
 def read_predictions(path: Path) -> Predictions:
-    with np.load(path, allow_pickle=False) as data:
-        return Predictions(
-            labels=[str(x) for x in data["labels"]],
-            ids=data["ids"],
-            speakers=data["speakers"],
-            genders=data["genders"],
-            y=data["y"],
-            probs=data["probs"],
-            embeddings=data["embeddings"] if "embeddings" in data.files else None,
-            fold=int(data["fold"]),
-        )
+    """The file's predictions; DamagedPredictions naming it for anything `write_predictions` never writes
+    (not a zip, a missing or pickled array, shapes that disagree, labels out of range, NaN)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            predictions = Predictions(
+                labels=[str(x) for x in data["labels"]],
+                ids=data["ids"],
+                speakers=data["speakers"],
+                genders=data["genders"],
+                y=data["y"],
+                probs=data["probs"],
+                embeddings=data["embeddings"] if "embeddings" in data.files else None,
+                fold=int(data["fold"]),
+            )
+        _check_values(predictions)
+    except UserError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise DamagedPredictions(
+            f"{path} is damaged ({detail}); score the fold again with `ser evaluate` or remove the file"
+        ) from None
+    return predictions
+
+
+def _check_values(p: Predictions) -> None:
+    if p.y.dtype.kind not in "iu" or (len(p.y) and not (0 <= p.y.min() and p.y.max() < len(p.labels))):
+        raise ValueError(f"class indices y outside 0..{len(p.labels) - 1}")
+    if p.probs.dtype.kind != "f" or not np.isfinite(p.probs).all():
+        raise ValueError("probs hold NaN, inf or non-numbers")
 
 
 def concat(parts: Sequence[Predictions]) -> Predictions:

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ser.config.errors import UserError
 from ser.data.audio import AudioError, audio_info, load_audio
 from ser.inference.scorer import Scorer, score_wave
 from ser.serve.spectrogram import display_spectrogram
@@ -134,7 +135,10 @@ class ServeState:
         if self.scorer.speaker_normalized:
             notes.append("speaker-normalised model: standardised with this recording's own statistics")
         with self.lock:
-            result = score_wave(self.scorer, wave)
+            try:
+                result = score_wave(self.scorer, wave)
+            except UserError as exc:  # non-finite probabilities: say so instead of answering NaN or 500
+                raise ApiError(422, f"{filename}: {exc}") from None
         picture = display_spectrogram(wave, sr)
         return {
             "filename": filename,
@@ -249,7 +253,8 @@ def create_app(
             raise ApiError(404, "no sweep directory")
         target = resolve_sweep_file(state.sweep_dir, relative)
         if target is None:
-            raise ApiError(404, f"{relative}: no such file in the sweep directory")
+            shown = relative if len(relative) <= 200 else f"{relative[:200]}..."
+            raise ApiError(404, f"{shown}: no such file in the sweep directory")
         return FileResponse(target)
 
     app.add_middleware(UploadLimit, max_bytes=state.max_upload_bytes)

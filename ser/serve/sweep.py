@@ -221,9 +221,9 @@ def resolve_sweep_file(root: str | Path, relative: str) -> Path | None:
         return None
     try:
         target = (base / relative).resolve()
-    except (OSError, RuntimeError):  # symlink loops
-        return None
-    if not target.is_relative_to(base) or not target.is_file():
+        if not target.is_relative_to(base) or not target.is_file():
+            return None
+    except (OSError, RuntimeError, ValueError):  # symlink loops, a name too long for the OS (ENAMETOOLONG)
         return None
     if target.suffix.lower() not in SERVABLE_SUFFIXES:
         return None

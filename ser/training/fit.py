@@ -19,8 +19,10 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
 from ser.config import monitor_mode, to_yaml
+from ser.config.errors import writing_to
 from ser.data.datamodule import PreparedData, prepare_data
 from ser.data.folds import parse_fold
+from ser.data.paths import check_output_dir
 from ser.report.plots import plot_confusion, plot_curves
 from ser.report.tables import summary_table
 from ser.training.callbacks import EpochLines
@@ -38,13 +40,15 @@ class RunResult:
 
 
 def make_run_dir(cfg: DictConfig) -> Path:
+    out = check_output_dir(cfg.trainer.output_dir)
     name = cfg.trainer.run_name or f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.model.name}"
-    run_dir = Path(cfg.trainer.output_dir) / name
+    run_dir = out / name
     suffix = 1
     while run_dir.exists():
-        run_dir = Path(cfg.trainer.output_dir) / f"{name}-{suffix}"
+        run_dir = out / f"{name}-{suffix}"
         suffix += 1
-    run_dir.mkdir(parents=True)
+    with writing_to(out, "trainer.output_dir"):
+        run_dir.mkdir(parents=True)
     return run_dir
 
 
@@ -158,11 +162,26 @@ def fit_folds(
 
     console = console or Console(stderr=True)
     start = time.perf_counter()
+    if run_dir is None:
+        check_output_dir(cfg.trainer.output_dir)
     # no progress bars where the output is a file or a pipe: one line per fold and per epoch instead
     bar = bool(cfg.trainer.progress_bar) and console.is_terminal
     prepared = prepared or prepare_data(cfg, progress=bar)
     report_data(prepared, console)
     run_dir = run_dir or make_run_dir(cfg)
+    with writing_to(run_dir, "trainer.output_dir"):
+        return _fit_into(cfg, prepared, callbacks_for_fold, run_dir, console, start, bar)
+
+
+def _fit_into(
+    cfg: DictConfig,
+    prepared: PreparedData,
+    callbacks_for_fold: Callable[[int], Sequence[Callback]] | None,
+    run_dir: Path,
+    console: Any,
+    start: float,
+    bar: bool,
+) -> RunResult:
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
     indices = parse_fold(str(cfg.data.fold), len(prepared.folds))
     decision = decide(cfg, len(indices))

@@ -36,11 +36,31 @@ def require_root(corpus: str, root: Optional[str], expected: str) -> Path:
     if not root:
         raise CorpusError(f"{corpus}: no root folder given (set data.root); expected {expected}")
     path = Path(os.path.abspath(os.path.expanduser(str(root))))
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except (OSError, ValueError) as exc:  # a name too long to look up, an embedded NUL
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise CorpusError(f"{corpus}: root {str(path)[:80]}... cannot be read ({why})") from None
+    if not exists:
         raise CorpusError(f"{corpus}: root {path} does not exist; expected {expected}")
     if not path.is_dir():
         raise CorpusError(f"{corpus}: root {path} is not a directory; expected {expected}")
     return path
+
+
+def is_utf8(name: str) -> bool:
+    """Whether a name from the file system decodes as UTF-8 (Python keeps other bytes as surrogates,
+    which libsndfile cannot open and the terminal cannot print)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(name: str) -> str:
+    """The name with bytes that are not UTF-8 shown as \\xNN, safe to print and to store in JSON."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def find_audio_files(root: Path, skip: Optional[Callable[[Path, str], None]] = None) -> list[Path]:
@@ -72,6 +92,10 @@ def find_audio_files(root: Path, skip: Optional[Callable[[Path, str], None]] = N
         for name in filenames:
             if name.lower().endswith(AUDIO_EXTENSIONS):
                 path = here / name
+                if not is_utf8(str(path)):
+                    if skip is not None:
+                        skip(Path(printable(str(path))), "file name is not valid UTF-8: rename it")
+                    continue
                 candidates.setdefault(os.path.realpath(path), []).append(path)
     found = []
     for paths in candidates.values():

@@ -7,9 +7,8 @@ about: folds can then not keep a speaker's other recordings out of the test spli
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from ser.config import CorpusSpec, SyntheticConfig
 from ser.data.corpora.base import ScanBuilder, find_audio_files, require_root
@@ -21,17 +20,37 @@ EXPECTED = "ROOT/<label>/*.wav (one folder per emotion)"
 _GENDERS = {"m": "m", "male": "m", "f": "f", "female": "f"}
 
 
-def compile_speaker_regex(corpus: str, pattern: Optional[str]) -> Optional[re.Pattern[str]]:
-    """The compiled regex, or CorpusError naming the config key when it cannot identify speakers."""
+MATCH_SECONDS = 0.5  # per file name; a sane pattern takes microseconds on a stem
+
+
+def compile_speaker_regex(corpus: str, pattern: Optional[str]) -> Optional[Any]:
+    """The compiled regex, or CorpusError naming the config key when it cannot identify speakers.
+
+    Compiled with the `regex` package (the same syntax as `re`) because its matches take a `timeout`: a
+    user pattern with nested quantifiers, `^(?P<speaker>(a+)+)$`, used to backtrack for hours on one name."""
     if not pattern:
         return None
+    import regex
+
     try:
-        regex = re.compile(pattern)
-    except re.error as exc:
+        compiled = regex.compile(pattern)
+    except (regex.error, ValueError) as exc:
         raise CorpusError(f"{corpus}: speaker_regex {pattern!r} is not a valid regex: {exc}") from None
-    if "speaker" not in regex.groupindex:
+    if "speaker" not in compiled.groupindex:
         raise CorpusError(f"{corpus}: speaker_regex {pattern!r} has no named group (?P<speaker>...)")
-    return regex
+    return compiled
+
+
+def search_speaker(corpus: str, compiled: Any, path: Path) -> Any:
+    """`compiled.search(path.stem)` within MATCH_SECONDS, or CorpusError naming the file and the pattern."""
+    try:
+        return compiled.search(path.stem, timeout=MATCH_SECONDS)
+    except TimeoutError:
+        raise CorpusError(
+            f"{corpus}: speaker_regex {compiled.pattern!r} took over {MATCH_SECONDS} s on the file name "
+            f"{path.name!r} ({path}); it backtracks catastrophically (nested repeats like (a+)+ or (a|aa)+): "
+            "write it without a repeat inside a repeat"
+        ) from None
 
 
 def _folder_label(folder: str, label_map: dict[str, str]) -> Optional[str]:
@@ -65,7 +84,7 @@ def scan_folder_layout(
         if regex is None:
             builder.add(path, key=key, speaker=key, label=label, gender=None)
             continue
-        match = regex.search(path.stem)
+        match = search_speaker(corpus, regex, path)
         if match is None or not match.group("speaker"):
             builder.skip(path, f"file name does not match speaker_regex {regex.pattern!r}")
             continue

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ser.config import SyntheticConfig
+from ser.config.errors import writing_to
 from ser.data.paths import cache_root
 from ser.data.synthetic.naming import write_corpus
 from ser.data.synthetic.voice import GENERATOR_VERSION
@@ -44,8 +45,9 @@ def materialize(cfg: SyntheticConfig, cache_dir: str | None = None) -> Path:
     base.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=base))
     try:
-        write_corpus(tmp, "folder", cfg)
-        (tmp / "COMPLETE").write_text(json.dumps(config_dict(cfg), indent=1) + "\n")
+        with writing_to(base.parent, "the synthetic corpus: SER_CACHE or data.features.cache_dir"):
+            write_corpus(tmp, "folder", cfg)
+            (tmp / "COMPLETE").write_text(json.dumps(config_dict(cfg), indent=1) + "\n")
         _publish(tmp, root)
     finally:
         if tmp.exists():

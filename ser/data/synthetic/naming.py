@@ -20,6 +20,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from ser.config import SyntheticConfig
+from ser.config.errors import disk_full, no_space
 from ser.data.synthetic.voice import (
     _COLUMNS,
     _speaker_names,
@@ -28,6 +29,7 @@ from ser.data.synthetic.voice import (
     speaker_ids,
     synthesize_one,
 )
+from ser.data.types import CorpusError
 
 
 class NamingWarning(UserWarning):
@@ -73,8 +75,16 @@ def _warn(message: str) -> None:
 
 
 def _write_wav(path: Path, wave: np.ndarray, sr: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), wave, sr, subtype="PCM_16")
+    """One WAV; a failed write is one line naming the file (libsndfile says only "System error" for a
+    full disk, so the free space decides whether to say so)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), wave, sr, subtype="PCM_16")
+    except (OSError, RuntimeError) as exc:
+        if disk_full(exc, path.parent):
+            raise no_space(path.parent) from exc
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise CorpusError(f"could not write {path}: {detail}") from exc
     return path
 
 
