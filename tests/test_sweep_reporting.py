@@ -21,7 +21,7 @@ def _full_disk_at(target: Path) -> Path:
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
-def test_a_full_disk_never_leaves_half_a_results_file(tmp_path: Path) -> None:
+def test_a_full_disk_never_leaves_half_a_results_file(tmp_path: Path, capsys) -> None:
     from ser.training.result import read_metrics, write_metrics
 
     target = tmp_path / "metrics.json"
@@ -35,6 +35,13 @@ def test_a_full_disk_never_leaves_half_a_results_file(tmp_path: Path) -> None:
     assert target.read_bytes() == before and read_metrics(target)["status"] == "completed"
     assert not tmp.exists() and not tmp.is_symlink(), "the temporary file was left behind"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+    # ... and the command says so in one line naming the file it was writing
+    from ser.cli.errors import run_reporting_errors
+
+    _full_disk_at(target)
+    assert run_reporting_errors(lambda: write_metrics(target, {"status": "completed"}), prog="ser sweep") == 2
+    err = capsys.readouterr().err
+    assert err == f"ser sweep: error: no space left on device writing {target}\n", err
 
 
 def test_results_files_are_written_whole(tmp_path: Path) -> None:
