@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_bad_input import one_clear_line, run
 
 from ser.cli import main
+from tests.test_bad_input import one_clear_line, run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -357,7 +357,7 @@ def test_a_full_disk_under_the_cache_is_one_line(tmp_path: Path, monkeypatch, ca
     import ser.data.cache as cache_module
 
     monkeypatch.setattr(cache_module.np, "save", disk_full_on())
-    from conftest import TINY_OVERRIDES
+    from tests.conftest import TINY_OVERRIDES
 
     refused(
         ["fit", *TINY_OVERRIDES, f"trainer.output_dir={tmp_path / 'runs'}"],
@@ -376,7 +376,7 @@ def test_a_failed_wav_write_in_the_cache_is_one_line(tmp_path: Path, monkeypatch
     real = sf.write
     monkeypatch.setenv("SER_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(naming.sf, "write", lambda path, *a, **k: real("/dev/full", *a, format="WAV", **k))
-    from conftest import TINY_OVERRIDES
+    from tests.conftest import TINY_OVERRIDES
 
     refused(["fit", *TINY_OVERRIDES], capsys, "could not write", "System error")  # the disk has room
     import shutil
@@ -390,9 +390,8 @@ def test_a_failed_wav_write_in_the_cache_is_one_line(tmp_path: Path, monkeypatch
 def test_a_full_disk_under_the_output_folder_is_one_line(
     tiny_env, tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    from conftest import TINY_OVERRIDES
-
     import ser.training.fit as fit_module
+    from tests.conftest import TINY_OVERRIDES
 
     monkeypatch.setattr(fit_module, "write_metrics", disk_full_on())
     out = tmp_path / "runs"

@@ -20,11 +20,10 @@ if chromium_missing():
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 pytest.importorskip("fastapi", reason="the web UI needs the `ui` extra")
 
-from test_serve import make_sweep_dir  # noqa: E402  (same fake sweep as the API tests)
-
 from ser.inference.scorer import load_scorer  # noqa: E402
 from ser.serve.app import create_app  # noqa: E402
 from tests.helpers.serve import serve_in_background  # noqa: E402
+from tests.test_serve import make_sweep_dir  # noqa: E402  (same fake sweep as the API tests)
 
 
 @pytest.fixture(scope="module")

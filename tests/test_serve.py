@@ -98,7 +98,7 @@ def client(scorer, sweep_dir: Path, scratch: Path) -> TestClient:
 
 
 def wav(tmp_path: Path, name: str = "a.wav", **kwargs) -> bytes:
-    from conftest import write_wav
+    from tests.conftest import write_wav
 
     return write_wav(tmp_path / name, **kwargs).read_bytes()
 

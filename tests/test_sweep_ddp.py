@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_sweep import TINY_FIXED  # the same tiny synthetic trial as the other sweep tests
 
 from ser.config import ConfigError
 from ser.sweep.spec import load_sweep
+from tests.test_sweep import TINY_FIXED  # the same tiny synthetic trial as the other sweep tests
 
 
 def write_sweep(path: Path, **sections) -> Path:
