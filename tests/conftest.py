@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -102,17 +101,6 @@ def tiny_run(tiny_cfg_factory: Callable[..., object]) -> dict:
     from ser.training.fit import fit_folds
 
     return fit_folds(tiny_cfg_factory("trainer.run_name=tiny"))
-
-
-@pytest.fixture(scope="session")
-def ray_session():
-    """One Ray session for every test that sweeps in this process: the first sweep starts it (as
-    `ser sweep` would), the end of the run stops it. Starting Ray costs 5-30 s: once per run, not per
-    module or test."""
-    yield
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        ray.shutdown()
 
 
 # ------------------------------------------------------------------------------ writes into the repo

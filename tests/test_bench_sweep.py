@@ -51,11 +51,11 @@ def scripts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Modu
 
 
 @pytest.fixture(scope="module")
-def ray_session(ray_session: None, scripts: dict[str, ModuleType]) -> Iterator[None]:
-    """The run's Ray session (conftest), started here as the scripts start it; they leave a running
-    session alone, and the end of the test run stops it."""
-    scripts["_sweep_common"].start_ray()
+def ray_session(scripts: dict[str, ModuleType]) -> Iterator[None]:
+    """Ray started once for both end-to-end tests (the scripts leave a running session alone)."""
+    was_running = scripts["_sweep_common"].start_ray()
     yield
+    scripts["_sweep_common"].shutdown_ray_if_started(was_running)
 
 
 def ratios_from(output: str) -> dict[str, float]:

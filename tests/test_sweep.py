@@ -177,6 +177,15 @@ def test_missing_corpus_root_is_a_clear_error(tiny_env, capsys: pytest.CaptureFi
 
 
 # ---------------------------------------------------------------------------------------- runs
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    yield
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 @pytest.mark.slow
 def test_smoke_sweep_asha_stops_and_failures_are_recorded(tiny_env, ray_session, tmp_path: Path) -> None:
     from ser.sweep.run import report_sweep, run_sweep
