@@ -107,7 +107,7 @@ def build_model(cfg: ConfigLike, dm: SERDataModule, net: NetSource | None = None
     With the registry's network, checkpoints your Trainer saves are ser checkpoints (`ser predict`,
     `ser evaluate` and `ser report` read them); a network of your own is yours to rebuild.
     """
-    from ser.training.fold import build_fold_model, checkpoint_info
+    from ser.training.parts import build_fold_model, checkpoint_info
 
     cfg = _config(cfg)
     model, feature_shape = build_fold_model(cfg, dm.prepared, dm, net=net)

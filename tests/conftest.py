@@ -101,3 +101,35 @@ def tiny_run(tiny_cfg_factory: Callable[..., object]) -> dict:
     from ser.training.fit import fit_folds
 
     return fit_folds(tiny_cfg_factory("trainer.run_name=tiny"))
+
+
+# ------------------------------------------------------------------------------ writes into the repo
+REPO = Path(__file__).resolve().parent.parent
+OUTPUT_FOLDERS = ("runs", "sweep_results", "wandb", "lightning_logs")  # where defaults write, relative to cwd
+IGNORED = {".pytest_cache", "__pycache__", ".ruff_cache", ".coverage", ".hypothesis"}
+
+
+def _snapshot(roots: set[Path]) -> set[Path]:
+    """The entries of each root and of the default output folders in it: cheap enough for every test."""
+    seen = set()
+    for root in roots:
+        for entry in root.iterdir() if root.is_dir() else ():
+            if entry.name not in IGNORED:
+                seen.add(entry)
+        for name in OUTPUT_FOLDERS:
+            folder = root / name
+            if folder.is_dir():
+                seen.update(folder.iterdir())
+    return seen
+
+
+@pytest.fixture(autouse=True)
+def _no_writes_into_the_repo():
+    """Tests write only under tmp_path: one that leaves a file in the repository (or the folder pytest
+    runs in), e.g. `runs/<date>-emotion_detector/config.yaml` from a default `trainer.output_dir`, fails."""
+    roots = {REPO, Path.cwd()}
+    before = _snapshot(roots)
+    yield
+    new = sorted(str(p) for p in _snapshot(roots) - before)
+    if new:
+        pytest.fail(f"the test wrote into the repository (write under tmp_path instead): {new[:5]}")

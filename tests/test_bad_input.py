@@ -62,7 +62,8 @@ def test_evaluating_a_trial_checkpoint_by_its_path(tiny_run, tmp_path: Path, cap
         (["fit", "--config", "ravdes"], ["did you mean 'ravdess'"]),
     ],
 )
-def test_cli_refuses_with_one_line(tiny_env, argv, needles, capsys) -> None:
+def test_cli_refuses_with_one_line(tiny_env, argv, needles, capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the default trainer.output_dir is ./runs
     if "cuda" in " ".join(needles).lower() and torch.cuda.is_available():
         pytest.skip("a GPU is visible here")
     try:

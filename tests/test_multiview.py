@@ -70,7 +70,7 @@ def test_fusion_trains_through_train_fold_and_restores(tiny_cfg_factory, mode: s
 
 def test_late_fusion_trains_each_model_on_its_own_loss(tiny_cfg_factory) -> None:
     from ser.data.datamodule import SERDataModule, prepare_data
-    from ser.training.fold import build_fold_model
+    from ser.training.parts import build_fold_model
 
     cfg = tiny_cfg_factory(*FUSION, "model.fusion=late", "model.fusion_view=egemaps", "model.dropout=none")
     prepared = prepare_data(cfg, progress=False)
@@ -90,7 +90,7 @@ def test_late_fusion_trains_each_model_on_its_own_loss(tiny_cfg_factory) -> None
 def test_speaker_adversary_trains_and_reverses_into_the_cnn(tiny_cfg_factory) -> None:
     from ser.data.datamodule import SERDataModule, prepare_data
     from ser.training.fit import fit_folds
-    from ser.training.fold import build_fold_model
+    from ser.training.parts import build_fold_model
 
     cfg = tiny_cfg_factory(*FUSION, "model.adversary_weight=0.5", "trainer.run_name=adversary")
     prepared = prepare_data(cfg, progress=False)

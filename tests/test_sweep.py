@@ -325,7 +325,7 @@ def test_resources_no_node_has_fail_at_once(tiny_env, ray_session, tmp_path: Pat
 def _sweep_process(sweep_file: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_worker_niceness": "0"}
     return subprocess.Popen(
-        [sys.executable, "-m", "ser.sweep", str(sweep_file), "--no-wandb", *extra],
+        [sys.executable, "-m", "ser.sweep", str(sweep_file), *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,
@@ -360,47 +360,81 @@ def _wait_for_epochs(exp: Path, epochs: int, trials: int = 1, timeout: float = 3
     raise AssertionError(f"{trials} trial(s) did not reach {epochs} epochs in {timeout} s")
 
 
+def _board(exp: Path) -> list[dict[str, str]]:
+    with (exp / "leaderboard.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
 @pytest.mark.slow
 def test_resume_continues_trials_where_they_stopped(tiny_env, ray_session, tmp_path: Path) -> None:
     """Interrupted mid-trial, by Ctrl-C (exit 130, says how to resume) and then by kill -9 of the whole
     process group, `--resume` continues each unfinished trial from its last epoch (weights, optimizer,
-    weight average, random generators): every trial's per-epoch curve equals the uninterrupted run's."""
+    weight average, random generators): every trial's per-epoch curve equals the uninterrupted run's.
+    The board lists every trial at every stage; the resumed sweep prints and logs what an uninterrupted
+    one does (trial lines, W&B runs finished with their test metrics and state, one summary run).
+
+    Work kept small: 2 trials x 2 folds x 2 epochs; the reference and the last resume run in this
+    process's Ray session, only the two interrupted runs start their own (they must be killable)."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from ser.sweep.run import run_sweep
+
     sections = dict(
         space={"model.kernel_size": {"grid": [3, 5]}},
         fixed={"model.dropout": "both", "data.augment.specaugment_p": 0.5, "optim.ema_decay": 0.5},
-        scheduler={"name": "fifo", "max_t": 3},
+        scheduler={"name": "fifo", "max_t": 2},
         cv={"folds": 2},
         max_concurrent_trials=1,
-        wandb={"enabled": False},
+        wandb={"enabled": True, "mode": "offline"},
         storage_path=str(tmp_path / "out"),
     )
-    from ser.sweep.run import run_sweep
-
-    run_sweep(load_sweep(write_sweep(tmp_path / "ref.yaml", name="ref", **sections)))  # uninterrupted
+    run_sweep(load_sweep(write_sweep(tmp_path / "ref.yaml", name="ref", **sections)), wandb=False)
     sweep_file = write_sweep(tmp_path / "cut.yaml", name="cut", **sections)
     exp = tmp_path / "out" / "cut"
     proc = _sweep_process(sweep_file)
     _wait_for_epochs(exp, 1)  # the first trial is under way
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=300) == 130
-    assert "--resume" in proc.stderr.read()
+    err = proc.stderr.read()
+    assert "--resume" in err and "(1 interrupted, 1 pending" in err, err
+    # every trial on the board with its values: the one cut short, and the one not created yet
+    board = _board(exp)
+    assert sorted(r["status"] for r in board) == ["interrupted", "pending"], board
+    assert sorted(r["model.kernel_size"] for r in board) == ["3", "5"], board
     statuses = [json.loads(p.read_text())["status"] for p in exp.glob("run_trial_*/metrics.json")]
     assert "completed" not in statuses
     proc = _sweep_process(sweep_file, "--resume")
     _wait_for_epochs(exp, 1, trials=2)  # the second trial has started
     os.killpg(proc.pid, signal.SIGKILL)  # the harshest interruption: no chance to clean up
     proc.wait()
-    resumed = _sweep_process(sweep_file, "--resume")
-    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    console = StringIO()
+    result = run_sweep(load_sweep(sweep_file), resume=True, console=Console(file=console, width=200))
+    assert not result["interrupted"]
     assert len(list(exp.glob("run_trial_*"))) == 2  # no trial lost or run twice under a new name
     expected = _curves(tmp_path / "out" / "ref")
     got = _curves(exp)
     assert sorted(got) == sorted(expected) == ["3", "5"]
     for kernel, curve in expected.items():
-        assert len(got[kernel]) == len(curve) == 2 * 3 * 3  # 2 folds x 3 epochs x 3 metrics, none lost
+        assert len(got[kernel]) == len(curve) == 2 * 2 * 3  # 2 folds x 2 epochs x 3 metrics, none lost
         assert got[kernel] == pytest.approx(curve, rel=1e-5), kernel
-    with (exp / "leaderboard.csv").open() as handle:
-        assert all(r["status"] == "completed" for r in csv.DictReader(handle))
+    assert [r["status"] for r in _board(exp)] == ["completed", "completed"]
+    # the resumed sweep's console: the trial that ended before, then the one it continued
+    first, second = sorted(r["trial_id"] for r in result["rows"])
+    printed = console.getvalue()
+    assert f"trial {first} completed (before the resume)" in printed, printed
+    assert f"trial {second} started" in printed and f"trial {second} completed after 2 epoch(s)" in printed
+    # W&B: each trial's last run segment (same run id across resumes) finished with test/uar, its
+    # confusion matrix and state; one summary run for the sweep
+    runs = find_runs(exp)
+    summaries = [p for p in runs if p.parent.name.endswith("-summary")]
+    assert len(summaries) == 1, runs
+    for trial_id in (first, second):
+        segments = sorted((p for p in runs if p.parent.name.endswith(trial_id)), key=lambda p: p.parent.name)
+        last = read_run(segments[-1])["summary"]
+        assert last["trial_state"] == "completed" and "test/uar" in last, (trial_id, last)
+        assert any(k.startswith("test/confusion_matrix") for k in last), (trial_id, last)
 
 
 def test_trials_share_prepared_data_only_when_its_settings_match(tiny_cfg_factory) -> None:

@@ -16,7 +16,7 @@ from ser.config import load_config
 from ser.inference.checkpoint import CheckpointError, read_checkpoint
 from ser.inference.predict import predict_paths
 from ser.inference.scorer import window_starts
-from ser.models.pipeline import CKPT_KEY
+from ser.models import CKPT_KEY
 from ser.training.evaluate import evaluate_checkpoint
 from ser.training.fit import fit_folds
 
@@ -132,6 +132,7 @@ def test_cross_validation_over_all_folds(tiny_cfg_factory) -> None:
     assert metrics["summary"]["test/uar"]["n"] == 4
 
 
+@pytest.mark.slow  # computes the handcrafted features (librosa's chroma, contrast, tonnetz): 40 s loaded
 def test_svm_baseline_reports_same_metrics(tiny_cfg_factory) -> None:
     result = fit_folds(tiny_cfg_factory("model.name=svm", "trainer.run_name=svm"))
     fold = result.metrics["folds"][0]

@@ -76,10 +76,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "ser sweep") -> int:
     args = build_parser(prog).parse_args(rest)
 
     def run() -> int:
-        from ser.sweep.run import report_sweep, run_sweep
         from ser.sweep.spec import load_sweep
 
-        plan = load_sweep(args.sweep_file, overrides)
+        plan = load_sweep(args.sweep_file, overrides)  # before the driver's imports: a bad file fails fast
+        from ser.sweep.run import report_sweep, run_sweep
+
         wandb = False if args.no_wandb else None
         if int(plan.sweep.nested.outer_folds) > 0:
             from ser.sweep.nested import run_nested

@@ -76,11 +76,6 @@ def extraction_device(cfg: DictConfig) -> str:
     return "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
 
 
-def summarize(states: Any, grain: str) -> Any:
-    """[B, L, D, T] states -> per-layer time means [B, L, D] ('utterance') or the frames themselves."""
-    return states.mean(dim=-1) if grain == "utterance" else states
-
-
 def to_storage(states: Any, dtype: str) -> np.ndarray:
     """float32 states -> the cache's dtype; values float16 cannot hold are an error, not infinities."""
     array = states.float().cpu().numpy()
@@ -103,6 +98,8 @@ def extract(
     """States of every row of `waves` [N, samples], in batches on `device`: [N, L, D] or [N, L, D, T]."""
     import torch
     from tqdm.auto import tqdm
+
+    from ser.data.encoders.stack import summarize
 
     stack = stack.to(device).eval()
     batch = EXTRACT_BATCH.get(device, 8)

@@ -3,6 +3,7 @@ runs write (trainer.output_dir): both checked to be usable folders before any wo
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -13,6 +14,28 @@ from ser.config.errors import UserError
 
 class CacheError(UserError, OSError):
     """The cache folder cannot be used (a file, not writable); the message names it and the fix."""
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write a result file whole or not at all: into a temporary file beside it, flushed to disk, then
+    renamed over `path` (a rename within one folder is atomic). A reader (the sweep driver, `--resume`,
+    `ser report`) never sees half a file; a full disk leaves the previous version intact and raises an
+    OSError (ENOSPC) that names `path`, not the temporary file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    payload = data.encode() if isinstance(data, str) else data
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        raise
+    return path
 
 
 def cache_root(cfg_dir: Optional[str] = None) -> Path:

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ser.config import ConfigError, RootConfig, merge_into, validate
 from ser.config.errors import UserError
-from ser.models.pipeline import CKPT_KEY
+from ser.models import CKPT_KEY
 
 # what a checkpoint's rows are
 KINDS = ("logmel", "mfcc", "handcrafted", "egemaps", "gemaps", "compare", "embeddings", "waveform")

@@ -22,6 +22,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from ser.config import OptimConfig
 from ser.config.errors import UserError
+from ser.models import CKPT_KEY
 from ser.models.optim import as_optim_config, build_optimizer, split_decay_params
 from ser.models.schedules import build_scheduler
 from ser.report.metrics import metrics_from_confusion
@@ -289,8 +290,6 @@ class EmotionClassifier(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng"] = rng_state(self.generator)
         if self.pipeline_info is not None:  # built by ser.api: a user's own Trainer saves a ser checkpoint
-            from ser.models.pipeline import CKPT_KEY
-
             checkpoint.setdefault(CKPT_KEY, self.pipeline_info)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -23,7 +23,6 @@ from ser.models.registry import build_model
 
 # a network given by the caller: a module, or a factory of (feature shape, number of classes)
 NetSource = Union[torch.nn.Module, Callable[[tuple, int], torch.nn.Module]]
-CKPT_KEY = "ser"  # checkpoint entry holding what predict/evaluate need to rebuild the pipeline
 
 
 class ToFloat(torch.nn.Module):

@@ -15,6 +15,7 @@ is scored on its test split once; that number is in `best/metrics.json`.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import shutil
@@ -24,10 +25,20 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ser.data.paths import write_atomic
 from ser.report.plots import plot_confusion, plot_curves
 from ser.sweep.plots import plot_metric_vs_keys, plot_parallel_coordinates, plot_rungs
 from ser.sweep.schedulers import asha_milestones
-from ser.sweep.spec import COND_SEP, SweepPlan, apply_params, flat_params, trial_overrides
+from ser.sweep.spec import (
+    COND_SEP,
+    GRID_POINT,
+    SweepPlan,
+    apply_params,
+    count_trials,
+    flat_params,
+    grid_points,
+    trial_overrides,
+)
 from ser.sweep.trial_files import trial_record, write_trial_files
 from ser.training.result import fold_results, read_metrics, total_confusion
 
@@ -70,12 +81,16 @@ def _history(result) -> list[dict[str, Any]]:
 
 
 def collect_rows(result_grid, plan: SweepPlan) -> list[dict[str, Any]]:
-    """One row per trial: searched values, the metric at its best and last epoch, epochs, status."""
+    """One row per trial: searched values, the metric at its best and last epoch, epochs, status. Trials
+    of the sweep that Tune has not created yet (an interrupted sweep) are `pending` rows with the values
+    already fixed for them (their grid point), so the board always lists every trial."""
     metric, mode = plan.sweep.metric, plan.sweep.mode
     max_t = int(plan.sweep.scheduler.max_t)
+    trials = _tune_trials(result_grid)
     rows = []
     for result in result_grid:
         trial_dir = Path(result.path)
+        trial = trials.get(str(trial_dir))
         history = _history(result)
         values = [(int(h["training_iteration"]), _finite(h.get(metric))) for h in history]
         values = [(epoch, v) for epoch, v in values if v is not None]
@@ -85,10 +100,11 @@ def collect_rows(result_grid, plan: SweepPlan) -> list[dict[str, Any]]:
         outcome = read_metrics(metrics_file) if metrics_file.is_file() else {}
         metrics = result.metrics or {}
         epochs = len(history)
-        status = _status(result.error, outcome, epochs, max_t, bool(metrics.get("done")))
-        params = _trial_config(result)
+        started = trial is not None and trial.status in ("RUNNING", "PAUSED")
+        status = _status(result.error, outcome, epochs, max_t, bool(metrics.get("done")), started)
+        params = _trial_config(result, trial)
         row = {
-            "trial_id": str(metrics.get("trial_id") or trial_dir.name),
+            "trial_id": str(metrics.get("trial_id") or (trial.trial_id if trial else trial_dir.name)),
             "status": status,
             "best": best,
             "last": values[-1][1] if values else None,
@@ -104,28 +120,76 @@ def collect_rows(result_grid, plan: SweepPlan) -> list[dict[str, Any]]:
             **trial_overrides(plan.base, params),
         }
         rows.append(row)
+    rows.extend(_not_created(plan, [r["params"] for r in rows]))
     reverse = mode == "max"
     rows.sort(key=lambda r: (r["best"] is None, -(r["best"] or 0) if reverse else (r["best"] or 0)))
     return rows
 
 
-def _trial_config(result) -> dict[str, Any]:
-    """The trial's sampled params; from params.json when the results on disk lack them (failed trials)."""
+def _tune_trials(result_grid) -> dict[str, Any]:
+    """Tune's own trial records by trial folder: they carry the config and status of a trial that never
+    reported (a result has neither). ResultGrid keeps them in its ExperimentAnalysis."""
+    analysis = getattr(result_grid, "_experiment_analysis", None)
+    return {str(t.path): t for t in getattr(analysis, "trials", None) or [] if t.path}
+
+
+def _not_created(plan: SweepPlan, drawn: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`pending` rows for the trials an interrupted sweep had not created: each with the grid point it
+    will get (the points no trial took yet); values drawn at random are drawn when it starts."""
+    missing = count_trials(plan) - len(drawn)
+    if missing <= 0:
+        return []
+    left = [dict(p) for p in grid_points(plan.space, int(plan.sweep.seed))] * int(plan.sweep.num_samples)
+    for params in drawn:
+        point = params.get(GRID_POINT)
+        if point in left:
+            left.remove(point)
+    rows = []
+    for i in range(missing):
+        params = {GRID_POINT: left[i]} if i < len(left) else {}
+        rows.append(
+            {
+                "trial_id": "(not created)",
+                "status": "pending",
+                "best": None,
+                "last": None,
+                "best_epoch": None,
+                "epochs": 0,
+                "stopped_early": False,
+                "wall_seconds": None,
+                "test/uar": None,
+                "error": "",
+                "path": "",
+                "params": params,
+                "history": [],
+                **trial_overrides(plan.base, params),
+            }
+        )
+    return rows
+
+
+def _trial_config(result, trial: Any = None) -> dict[str, Any]:
+    """The trial's sampled params: from its results, else Tune's trial record or params.json (a trial
+    that failed or never reported)."""
     if result.config:
         return dict(result.config)
+    if trial is not None and trial.config:
+        return dict(trial.config)
     params = Path(result.path) / "params.json"
     return json.loads(params.read_text()) if params.is_file() else {}
 
 
-def _status(error: Any, outcome: dict[str, Any], epochs: int, max_t: int, done: bool) -> str:
+def _status(
+    error: Any, outcome: dict[str, Any], epochs: int, max_t: int, done: bool, started: bool = False
+) -> str:
     """completed (trained to its end and tested) | stopped (by the scheduler) | error | interrupted
-    (resume it) | pending (never ran)."""
+    (started and not finished: resume it) | pending (never ran)."""
     if error or outcome.get("status") == "error":
         return "error"
     if outcome.get("status") == "completed":
         return "completed"
     if epochs == 0:
-        return "pending"
+        return "interrupted" if started else "pending"
     return "stopped" if done and epochs < max_t else "interrupted"
 
 
@@ -159,7 +223,7 @@ def write_leaderboard(
         "error",
         *BOARD_COLUMNS,
     ]
-    with path.open("w", newline="") as handle:
+    with io.StringIO(newline="") as handle:  # written whole by one rename: never half a board
         writer = csv.writer(handle)
         writer.writerow(header)
         for rank, r in enumerate(rows, 1):
@@ -179,7 +243,7 @@ def write_leaderboard(
                     *board_cells(r),
                 ]
             )
-    return path
+        return write_atomic(path, handle.getvalue())
 
 
 def board_cells(r: dict[str, Any]) -> list[str]:
@@ -222,7 +286,7 @@ def write_best(plan: SweepPlan, best: dict[str, Any], out_dir: Path, chosen_by: 
     confusion matrix, curves) of the best trial."""
     cfg = best_config(plan, best["params"])
     header = f"# sweep {plan.sweep.name}, trial {best['trial_id']}: chosen by {chosen_by or 'the search'}\n"
-    (out_dir / "best_config.yaml").write_text(header + OmegaConf.to_yaml(cfg, resolve=True))
+    write_atomic(out_dir / "best_config.yaml", header + OmegaConf.to_yaml(cfg, resolve=True))
     best_dir = out_dir / "best"
     best_dir.mkdir(exist_ok=True)
     trial_dir = Path(best["path"])
@@ -287,7 +351,7 @@ def summarize_sweep(result_grid, plan: SweepPlan, out_dir: Path, show_test: bool
         colour_key=keys[0] if keys else None,
         sampler=samplers(plan).get(keys[0]) if keys else None,
     )
-    write_trial_files([_record(plan, r, keys) for r in rows], out_dir)
+    write_trial_files([_record(plan, r, keys) for r in rows if r["path"]], out_dir)  # not created: no file
     best = board["best"]
     if best is not None:
         write_best(plan, best, out_dir, board["chosen_by"])
@@ -370,7 +434,7 @@ def write_conclusions(
         },
         "seconds_effects_importance": time.perf_counter() - start,
     }
-    (out_dir / STATS_FILE).write_text(json.dumps(payload, indent=2, default=str))
+    write_atomic(out_dir / STATS_FILE, json.dumps(payload, indent=2, default=str))
     return out
 
 

@@ -23,11 +23,14 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from ser.config import ConfigError
+from ser.config.errors import UserError
 from ser.data.datamodule import PreparedData, prepare_data
+from ser.data.paths import write_atomic
 from ser.data.types import CorpusError
+from ser.sweep.progress import SweepProgress
 from ser.sweep.schedulers import build_scheduler, build_searcher
-from ser.sweep.spec import COND_SEP, SweepPlan, apply_params, to_tune_space
-from ser.sweep.trials import EPOCH, prepared_key, run_trial
+from ser.sweep.spec import COND_SEP, SweepPlan, apply_params, count_trials, to_tune_space
+from ser.sweep.trials import prepared_key, run_trial
 
 
 def _set_ray_env() -> None:
@@ -35,11 +38,6 @@ def _set_ray_env() -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("WANDB_SILENT", "true")
-
-
-def count_trials(plan: SweepPlan) -> int:
-    grid = math.prod(len(args) for sampler, args in plan.space.values() if sampler == "grid")
-    return int(plan.sweep.num_samples) * grid
 
 
 MAX_VARIANT_COMBINATIONS = 64
@@ -136,6 +134,42 @@ def cv_execution(plan: SweepPlan) -> list[str]:
     return lines
 
 
+class RayStartError(UserError):
+    """Ray could not start or connect: one line saying what failed and what to try, not its traceback."""
+
+
+def start_ray(address: str | None) -> None:
+    """`ray.init` for the driver, its failure (a busy machine timing the node out, a cluster address
+    nobody answers at, a full /tmp) as a `RayStartError`."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            configure_logging=True,
+            logging_level="ERROR",
+            log_to_driver=False,  # trial output stays in each trial's folder: one console line per event
+        )
+    except (KeyboardInterrupt, UserError):
+        raise
+    except Exception as exc:  # Ray raises bare Exception, RuntimeError, ConnectionError, ValueError
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if address:
+            hint = (
+                f"check that a Ray cluster is running at {address!r} (`ray status`), or leave --address "
+                "out to start a local one"
+            )
+        else:
+            hint = (
+                "the machine may be too busy or short of memory or /tmp space for Ray's processes: try "
+                "again when it is less loaded, or start Ray once (`ray start --head`) and pass --address auto"
+            )
+        raise RayStartError(f"Ray could not start ({reason[:300]}); {hint}") from None
+
+
 def check_resources(plan: SweepPlan) -> None:
     """A trial (or DDP worker) no node can host would wait forever: refuse it now, naming the numbers."""
     import ray
@@ -154,137 +188,12 @@ def check_resources(plan: SweepPlan) -> None:
     )
 
 
-_PROGRESS: dict[str, SweepProgress] = {}  # live progress; callbacks pickle only the key
-
-
-def _progress_callback():
-    """A Tune callback that forwards to the live `SweepProgress`; pickled into the experiment state as
-    a bare key, so a resumed sweep's callback reattaches to the new one."""
-    from ray.tune import Callback
-
-    class ProgressCallback(Callback):
-        key = "ser-sweep"
-
-        def _live(self) -> SweepProgress | None:
-            return _PROGRESS.get(self.key)
-
-        def on_trial_start(self, iteration, trials, trial, **info):
-            if live := self._live():
-                live.event(trial, "started")
-                live.update(trials)
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            if live := self._live():
-                live.record(trial, result)
-                live.update(trials)
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            if live := self._live():
-                live.finished(trial)
-                live.update(trials)
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            if live := self._live():
-                live.event(trial, f"[red]failed[/]: {trial_error(trial)}", error=True)
-                live.update(trials)
-
-    return ProgressCallback()
-
-
-def trial_error(trial) -> str:
-    """The failed trial's own one-line error (its metrics.json), not Ray's wrapped traceback."""
-    error = None
-    for folder in (trial.local_path, trial.path):  # the trial's working copy is synced to storage later
-        try:
-            error = json.loads((Path(folder) / "metrics.json").read_text()).get("error")
-            break
-        except (OSError, ValueError, TypeError):
-            continue
-    return str(error or "see error_traceback.txt in the trial folder")[:300]
-
-
-class SweepProgress:
-    """One console line per trial event and a progress bar: trials done, running, pending, failed, and
-    the best metric so far."""
-
-    def __init__(self, total: int, metric: str, mode: str, max_t: int, console) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.metric, self.mode, self.max_t, self.best = metric, mode, max_t, None
-        self.console = console
-        self.epochs: dict[str, int] = {}
-        self.trial_best: dict[str, float] = {}
-        self.done: set[str] = set()
-        self.failed: set[str] = set()
-        self.progress = Progress(
-            TextColumn("[bold]sweep"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=console,
-        )
-        self.task = self.progress.add_task("starting", total=total)
-
-    def _better(self, value: float) -> bool:
-        return self.best is None or (value > self.best if self.mode == "max" else value < self.best)
-
-    def record(self, trial, result: dict[str, Any]) -> None:
-        self.epochs[trial.trial_id] = int(result.get(EPOCH, result.get("training_iteration", 0)))
-        value = result.get(self.metric)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            mine = self.trial_best.get(trial.trial_id)
-            if mine is None or (value > mine if self.mode == "max" else value < mine):
-                self.trial_best[trial.trial_id] = float(value)
-            if self._better(float(value)):
-                self.best = float(value)
-
-    def event(self, trial, what: str, error: bool = False) -> None:
-        if error:
-            self.done.add(trial.trial_id)
-            self.failed.add(trial.trial_id)
-        epochs = self.epochs.get(trial.trial_id, 0)
-        best = self.trial_best.get(trial.trial_id)
-        at = (
-            f" after {epochs} epoch(s), best {self.metric} {best:.3f}"
-            if best is not None and not error
-            else ""
-        )
-        self.progress.console.print(f"trial {trial.trial_id} {what}{at}")
-
-    def finished(self, trial) -> None:
-        self.done.add(trial.trial_id)
-        epochs = self.epochs.get(trial.trial_id, 0)
-        self.event(trial, "completed" if epochs >= self.max_t else "[dim]stopped by the scheduler[/]")
-
-    def update(self, trials) -> None:
-        # Tune calls on_trial_complete/on_trial_error before it changes the trial's status: a trial this
-        # bar has seen finish is not counted as running (the last bar read `8/8 ... running 1`)
-        states = [t.status for t in trials if t.trial_id not in self.done]
-        errors = len({t.trial_id for t in trials if t.status == "ERROR"} | self.failed)
-        best = "n/a" if self.best is None else f"{self.best:.3f}"
-        text = (
-            f"best {self.metric}={best} | running {states.count('RUNNING')} | "
-            f"pending {states.count('PENDING')} | errors {errors}"
-        )
-        self.progress.update(self.task, completed=len(self.done), description=text)
-
-    def __enter__(self):
-        _PROGRESS["ser-sweep"] = self
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()
-        _PROGRESS.pop("ser-sweep", None)
-
-
 def _wandb_callback(plan: SweepPlan, enabled: bool | None):
     if not wandb_enabled(plan, enabled):
         return None
-    from ser.sweep.wandb_log import make_callback
+    from ser.sweep.callbacks import WandbTrials
 
-    return make_callback(
+    return WandbTrials(
         project=plan.sweep.wandb.project,
         group=plan.sweep.wandb.group or plan.sweep.name,
         mode=plan.sweep.wandb.mode,
@@ -366,31 +275,24 @@ def run_sweep(
 ) -> dict[str, Any]:
     """Run (or resume) the sweep; write leaderboard, best config/checkpoint and plots; return the summary
     (`interrupted` is True when trials are left for `--resume`)."""
-    _set_ray_env()
-    import ray
-    from ray import tune
     from rich.console import Console
-
-    from ser.sweep.results import summarize_sweep, top_table
 
     console = console or Console(stderr=True)
     exp_dir = experiment_dir(plan)
-    _check_can_start(plan, exp_dir, resume)
+    _check_can_start(plan, exp_dir, resume)  # before Ray is imported: a wrong name or --resume fails at once
+    _set_ray_env()
+    from ray import tune
+
+    from ser.sweep.results import summarize_sweep, top_table
+
     plan.base.wandb.enabled = False  # trials do not log: the driver writes one live run per trial
     started = datetime.now().isoformat(timespec="seconds")
+    start_ray(address or plan.sweep.address)  # before the features: a Ray or resources problem fails fast
+    check_resources(plan)
     shared = prepare_shared(plan, console)
     for line in cv_execution(plan):
         console.print(line)
     resources = plan.sweep.resources
-    if not ray.is_initialized():
-        ray.init(
-            address=address or plan.sweep.address,
-            include_dashboard=False,
-            configure_logging=True,
-            logging_level="ERROR",
-            log_to_driver=False,  # trial output stays in each trial's folder: one console line per event
-        )
-    check_resources(plan)
     sweep_dict = OmegaConf.to_container(plan.sweep, resolve=True)
     base_dict = OmegaConf.to_container(plan.base, resolve=True)
     if int(resources.workers) > 1:  # DDP through Ray Train: the trial drives `workers` worker actors
@@ -404,7 +306,9 @@ def run_sweep(
     progress = SweepProgress(
         total, plan.sweep.metric, plan.sweep.mode, int(plan.sweep.scheduler.max_t), console
     )
-    callbacks = [_progress_callback()]
+    from ser.sweep.callbacks import ProgressCallback
+
+    callbacks = [ProgressCallback()]
     wandb_cb = _wandb_callback(plan, wandb)
     if wandb_cb is not None:
         callbacks.append(wandb_cb)
@@ -478,7 +382,7 @@ def run_sweep(
         "statistics_seconds": (summary.get("statistics") or {}).get("seconds"),
         "confirmation_seconds": (summary.get("confirmation") or {}).get("seconds"),
     }
-    (exp_dir / "sweep.json").write_text(json.dumps(info, indent=2, default=str))
+    write_atomic(exp_dir / "sweep.json", json.dumps(info, indent=2, default=str))
     if wandb_cb is not None:
         from ser.sweep.results import BOARD_COLUMNS, LEADERBOARD_COLUMNS
         from ser.sweep.wandb_log import write_summary_run
@@ -496,13 +400,13 @@ def run_sweep(
         )
     console.print(top_table(summary["rows"], summary["keys"], plan.sweep.metric))
     print_conclusions(summary, plan, console)
-    unfinished = [r for r in summary["rows"] if r["status"] in ("interrupted", "pending")]
-    never_started = max(0, total - len(summary["rows"]))
-    left = len(unfinished) + never_started
+    interrupted = sum(r["status"] == "interrupted" for r in summary["rows"])
+    pending = sum(r["status"] == "pending" for r in summary["rows"])  # the board lists every trial
+    left = interrupted + pending
     if left:
         console.print(
-            f"[yellow]{left} trial(s) did not finish[/] ({len(unfinished)} interrupted, {never_started} not "
-            "started): run the same command with --resume to continue them"
+            f"[yellow]{left} trial(s) did not finish[/] ({interrupted} interrupted, {pending} pending, "
+            "never started): run the same command with --resume to continue them"
         )
     console.print(f"sweep results: {exp_dir}")
     return {"dir": exp_dir, **summary, "info": info, "interrupted": bool(left)}

@@ -15,6 +15,7 @@ loaded, and every listed value is type-checked, so a typo fails before any trial
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,10 @@ def _check_sweep(sweep: DictConfig, path: Path) -> None:
     def bad(key: str, problem: str) -> None:
         raise ConfigError(f"invalid sweep key '{key}' in {path}: {problem}")
 
+    name = str(sweep.name)
+    if not name.strip() or name in (".", "..") or any(sep in name for sep in ("/", "\\", "\0")):
+        # the name is one folder under storage_path: a separator would put the sweep somewhere else
+        bad("name", f"{name!r} must be a plain folder name (no '/', '\\', '.' or '..'); e.g. name: my_sweep")
     for key, allowed in SWEEP_CHOICES.items():
         if OmegaConf.select(sweep, key) not in allowed:
             bad(key, f"{OmegaConf.select(sweep, key)!r} is not one of {list(allowed)}")
@@ -228,6 +233,12 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
             "ser holdout), not sweep trials (their members train one after another); sweep the single model"
         )
     return SweepPlan(sweep=sweep, base=base, space=space, source=path, overrides=list(overrides))
+
+
+def count_trials(plan: SweepPlan) -> int:
+    """How many trials the sweep runs: num_samples times the grid's size."""
+    grid = math.prod(len(args) for sampler, args in plan.space.values() if sampler == "grid")
+    return int(plan.sweep.num_samples) * grid
 
 
 GRID_POINT = "grid_point"  # a trial's values of every `grid` key, as one point of the shuffled grid

@@ -18,6 +18,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ser.data.paths import write_atomic
+
 TRIALS_DIR = "trials"
 SCHEMA = 1
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -129,5 +131,5 @@ def write_trial_files(records: Sequence[Mapping[str, Any]], out_dir: Path) -> Pa
     folder.mkdir(parents=True, exist_ok=True)
     for record in records:
         text = json.dumps(_clean(record), indent=1, default=str, allow_nan=False)
-        (folder / trial_file_name(record["trial_id"])).write_text(text)
+        write_atomic(folder / trial_file_name(record["trial_id"]), text)  # never half a file
     return folder

@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from ser.config import MODEL_INPUTS, RootConfig, merge_into
 from ser.data.datamodule import PreparedData, prepare_data, resolve_feature_kind, serves_waveforms
 from ser.data.folds import parse_fold
+from ser.data.paths import write_atomic
 from ser.data.views import needs_views
 from ser.sweep.schedulers import RungTracker
 from ser.sweep.spec import apply_params
@@ -297,7 +298,7 @@ def run_trial(
     out = trial_dir()
     torch.set_num_threads(max(1, int(float(sweep.get("resources", {}).get("cpu", 1)))))
     data = prepared_for(cfg, prepared or {})
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     folds = trial_folds(cfg, data, int(sweep.get("cv", {}).get("folds", 0)))
     with tempfile.TemporaryDirectory(prefix="ser-trial-", dir=out) as scratch:
         resume = restored_checkpoints(Path(scratch))

@@ -6,7 +6,9 @@ and training metrics) as it happens, so an online dashboard shows curves during 
 finished when the trial ends: with its test metrics and confusion matrix when it completed, tagged
 `stopped` when the scheduler stopped it, `failed` with the error otherwise. Trials that Tune ends without
 a completion callback (the last trials of an experiment) are finished at experiment end, so every run is
-complete. The summary run holds the leaderboard as a table and the sweep's plots.
+complete; one still running when the sweep is interrupted is tagged `interrupted`, and `--resume`
+continues it under the same run id. The summary run (one per sweep, a fixed id: a resumed sweep replaces
+it) holds the leaderboard as a table and the sweep's plots.
 Offline by default; `wandb sync DIR/wandb/offline-run-*` uploads later.
 """
 
@@ -15,10 +17,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-_RUNS: dict[str, Any] = {}  # trial id -> live run; module level: Tune pickles callbacks, not runs
+RUNS: dict[str, Any] = {}  # trial id -> live run; module level: Tune pickles callbacks, not runs
 SKIP = {"config", "trial_id", "date", "timestamp", "pid", "hostname", "node_ip", "checkpoint_dir_name"}
 
 
@@ -32,65 +35,21 @@ def loggable(result: dict[str, Any]) -> dict[str, float]:
     return row
 
 
-def _init(**kwargs: Any):
+def init_run(**kwargs: Any):
     import wandb
 
     os.environ.setdefault("WANDB_SILENT", "true")
     return wandb.init(reinit="create_new", settings=wandb.Settings(silent=True, console="off"), **kwargs)
 
 
-def make_callback(project: str, group: str, mode: str, base: dict[str, Any]):
-    """The Tune callback writing one live W&B run per trial."""
-    from ray.tune import Callback
-
-    class WandbTrials(Callback):
-        def _run(self, trial):
-            run = _RUNS.get(trial.trial_id)
-            if run is None:
-                from omegaconf import OmegaConf
-
-                from ser.sweep.trials import trial_config
-
-                trial_dir = Path(trial.path or trial.local_path)
-                trial_dir.mkdir(parents=True, exist_ok=True)
-                config = OmegaConf.to_container(trial_config(dict(trial.config or {}), base), resolve=True)
-                run = _init(
-                    project=project,
-                    group=group,
-                    name=f"{group}-{trial.trial_id}",
-                    id=f"{group}-{trial.trial_id}".replace("/", "-"),
-                    dir=str(trial_dir),
-                    mode=mode,
-                    config=config,
-                    resume="allow",
-                )
-                _RUNS[trial.trial_id] = run
-            return run
-
-        def on_trial_start(self, iteration, trials, trial, **info):
-            self._run(trial)
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            row = loggable(result)
-            self._run(trial).log(row, step=int(row.get("training_iteration", 0)))
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            finish_trial(trial, "completed")
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            finish_trial(trial, "failed")
-
-        def on_experiment_end(self, trials, **info):
-            for trial in trials:  # Tune does not always call on_trial_complete for the last trials
-                if trial.trial_id in _RUNS:
-                    finish_trial(trial, "failed" if trial.status == "ERROR" else "completed")
-
-    return WandbTrials()
+def run_id(group: str, name: str) -> str:
+    """A fixed run id per trial (and one for the summary): a resumed sweep continues the same runs."""
+    return f"{group}-{name}".replace("/", "-")
 
 
 def finish_trial(trial: Any, state: str) -> None:
     """Test metrics and confusion matrix of a completed trial (from its metrics.json), then finish."""
-    run = _RUNS.pop(trial.trial_id, None)
+    run = RUNS.pop(trial.trial_id, None)
     if run is None:
         return
     trial_dir = next(
@@ -130,10 +89,14 @@ def write_summary_run(
     and how the best was chosen."""
     import wandb
 
-    run = _init(
+    for earlier in (out_dir / "wandb").glob(f"offline-run-*-{run_id(group, 'summary')}"):
+        shutil.rmtree(earlier, ignore_errors=True)  # a resumed sweep's summary replaces the unsynced one
+    run = init_run(
         project=project,
         group=group,
         name=f"{group}-summary",
+        id=run_id(group, "summary"),
+        resume="allow",
         job_type="sweep-summary",
         dir=str(out_dir),
         mode=mode,

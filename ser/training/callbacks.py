@@ -9,7 +9,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback, Checkpoint
 
-from ser.models.pipeline import CKPT_KEY
+from ser.models import CKPT_KEY
 
 HISTORY_KEY = "ser_history"  # checkpoint entry: the epochs trained so far, for a resumed fit
 EpochHook = Callable[[int, dict[str, float], L.Trainer], None]  # (epoch, validation metrics, trainer)

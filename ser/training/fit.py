@@ -29,6 +29,7 @@ from ser.training.callbacks import EpochLines
 from ser.training.fold import train_fold
 from ser.training.fused import Decision, decide, train_folds_fused
 from ser.training.result import FoldResult, run_metrics, total_confusion, write_metrics
+from ser.training.trainer import check_accelerator
 
 
 @dataclass
@@ -156,6 +157,7 @@ def fit_folds(
     console: Any = None,
 ) -> RunResult:
     """Train every fold named by `data.fold`; write the run directory; print the summary table."""
+    check_accelerator(str(cfg.trainer.accelerator))  # before features and the run folder: nothing left behind
     from rich.console import Console
 
     console = console or Console(stderr=True)

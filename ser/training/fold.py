@@ -7,131 +7,36 @@ stopping watches the same metric, and the test split is scored once, on that che
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig
 
 from ser.config import ConfigError, monitor_mode
 from ser.data.datamodule import PreparedData, SERDataModule
 from ser.data.folds import Fold
 from ser.models.averaging import weight_averaging
-from ser.models.pipeline import NetSource, build_classifier
+from ser.models.pipeline import build_classifier
 from ser.models.registry import count_parameters, get_spec
-from ser.report.plots import plot_confusion
 from ser.training.callbacks import EpochEnd, EpochHook, History, PipelineInfo
+from ser.training.parts import (
+    BEST,
+    build_fold_model,
+    checkpoint_info,
+    fold_loggers,
+    fold_seed,
+    plot_fold_confusion,
+    write_test_predictions,
+    write_val_predictions,
+)
 from ser.training.result import FoldResult, Selection, best_of
 from ser.training.trainer import Distributed, make_trainer
-
-BEST = "best"  # fold_K/best.ckpt: the checkpoint chosen on validation
-# Folds of a CV trial train in threads that share torch's global generator: seeding and drawing the
-# initial weights happen under this lock, so a fold's initial weights do not depend on thread timing.
-_INIT_LOCK = threading.Lock()
-
-
-def plot_fold_confusion(test: dict[str, Any], fold_dir: Path, fold_index: int) -> None:
-    plot_confusion(
-        test["confusion"], test["labels"], fold_dir / "confusion_matrix.png", f"fold {fold_index} (test)"
-    )
-
-
-def fold_seed(cfg: DictConfig, fold_index: int) -> int:
-    return int(cfg.trainer.seed) + fold_index
-
-
-def build_fold_model(
-    cfg: DictConfig, prepared: PreparedData, dm: SERDataModule, net: NetSource | None = None
-):
-    """(EmotionClassifier, feature shape) of fold `dm.fold_index`, its initial weights drawn from torch's
-    global generator seeded with the fold's seed: the same model whichever path trains it (one fold,
-    threads, fused with other folds by ser.training.fused, or a user's own Trainer through ser.api).
-    `net`: the caller's network instead of the registry's (ser.models.pipeline.build_classifier)."""
-    seed = fold_seed(cfg, dm.fold_index)
-    with _INIT_LOCK:
-        L.seed_everything(seed, workers=True, verbose=False)
-        return build_classifier(
-            cfg,
-            dm.row_shape,
-            prepared.labels,
-            prepared.kind,
-            prepared.waveform_mode,
-            train_rows=dm.train_rows() if needs_train_rows(cfg, prepared) else None,
-            class_weights=dm.class_weights() if cfg.data.class_weights else None,
-            seed=seed,
-            encoder=prepared.encoder,
-            layout=prepared.layout,
-            net=net,
-        )
-
-
-def needs_train_rows(cfg: DictConfig, prepared: PreparedData) -> bool:
-    """Training-split statistics to fit: normalize=train, or a fusion view not standardised per speaker."""
-    return cfg.data.features.normalize == "train" or prepared.layout is not None
-
-
-def checkpoint_info(
-    cfg: DictConfig, prepared: PreparedData, dm: SERDataModule, feature_shape
-) -> dict[str, Any]:
-    """What a checkpoint carries besides weights (plain types): enough to rebuild the whole pipeline."""
-    info = {
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "labels": list(prepared.labels),
-        "kind": prepared.kind,
-        "waveform_mode": prepared.waveform_mode,
-        "row_shape": list(dm.row_shape),
-        "feature_shape": list(feature_shape),
-        "fold": dm.fold_index,
-        "speakers": dm.split_speakers(),
-    }
-    if prepared.encoder is not None:  # the ssl family: which encoder (id, revision, identity, settings)
-        info["encoder"] = prepared.encoder
-    if prepared.layout is not None:  # packed views (fusion, the speaker adversary)
-        info["layout"] = prepared.layout.to_record()
-    return info
-
-
-def wandb_logger(cfg: DictConfig, save_dir: Path, name: str, group: str | None = None):
-    """A live W&B logger (offline unless `wandb.mode` says otherwise) whose config is the fold's own
-    resolved config, or None when W&B is off."""
-    if not cfg.wandb.enabled or cfg.wandb.mode == "disabled":
-        return None
-    import os
-
-    os.environ.setdefault("WANDB_SILENT", "true")
-    return WandbLogger(
-        project=cfg.wandb.project,
-        group=cfg.wandb.group or group,
-        name=name,
-        save_dir=str(cfg.wandb.dir or save_dir),
-        offline=cfg.wandb.mode == "offline",
-        mode=cfg.wandb.mode,
-        config=OmegaConf.to_container(cfg, resolve=True),
-        reinit="create_new",  # folds of a CV trial run in threads: one live run each
-    )
-
-
-def fold_loggers(cfg: DictConfig, fold_dir: Path, name: str, group: str | None = None) -> list[Any]:
-    """Where a fold's epochs are logged: CSV always (fold_K/logs/metrics.csv), TensorBoard event files
-    with `trainer.tensorboard` (fold_K/tensorboard/: `tensorboard --logdir runs/` shows every fold, and
-    `--logdir sweep_results/NAME` every trial), W&B with `wandb.enabled`. The same keys in all three."""
-    loggers: list[Any] = [CSVLogger(str(fold_dir), name="", version="logs")]
-    if cfg.trainer.tensorboard:
-        from lightning.pytorch.loggers import TensorBoardLogger
-
-        board = TensorBoardLogger(str(fold_dir), name="", version="tensorboard", default_hp_metric=False)
-        loggers.append(board)
-    run = wandb_logger(cfg, fold_dir, name, group)
-    if run is not None:
-        loggers.append(run)
-    return loggers
 
 
 def train_fold(
@@ -219,36 +124,6 @@ def train_fold(
     if write_plots and trainer.is_global_zero and test is not None:
         plot_fold_confusion(test, fold_dir, fold_index)
     return result
-
-
-def write_test_predictions(model, prepared: PreparedData, dm: SERDataModule, fold_dir: Path) -> Path:
-    """fold_dir/predictions.npz: the tested checkpoint's probabilities and embeddings per test utterance."""
-    from ser.report.predictions import FILENAME, write_predictions
-    from ser.training.predictions import collect_predictions
-
-    rows = np.sort(dm.test_idx)
-    batch = int(dm.cfg.data.batch_size)
-    return write_predictions(
-        fold_dir / FILENAME, collect_predictions(model, prepared, rows, dm.fold_index, batch)
-    )
-
-
-VAL_PREDICTIONS = "val_predictions.npz"
-
-
-def write_val_predictions(model, prepared: PreparedData, dm: SERDataModule, fold_dir: Path) -> Path | None:
-    """fold_dir/val_predictions.npz: the chosen checkpoint's class probabilities per validation utterance
-    (no embeddings), so a single-fold sweep trial gets an interval resampled by speaker (ser.sweep.stats)."""
-    import dataclasses
-
-    from ser.report.predictions import write_predictions
-    from ser.training.predictions import collect_predictions
-
-    rows = np.sort(dm.val_idx)
-    if rows.size == 0:
-        return None
-    found = collect_predictions(model, prepared, rows, dm.fold_index, int(dm.cfg.data.batch_size))
-    return write_predictions(fold_dir / VAL_PREDICTIONS, dataclasses.replace(found, embeddings=None))
 
 
 ENSEMBLE_SEED_STRIDE = 1000  # member m of fold k trains with seed trainer.seed + 1000 m + k

@@ -39,15 +39,15 @@ from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn
 
 from ser.config import ConfigError, monitor_mode
 from ser.data.datamodule import PreparedData, SERDataModule
+from ser.models import CKPT_KEY
 from ser.models.classifier import TrainingDiverged, restore_rng_state, rng_state
 from ser.models.components.common import dropout_rates
 from ser.models.fused import NotFusable, check_fusable, fused_forward
 from ser.models.optim import build_optimizer
-from ser.models.pipeline import CKPT_KEY
 from ser.models.registry import count_parameters
 from ser.models.schedules import build_scheduler
 from ser.training.callbacks import HISTORY_KEY, EpochHook
-from ser.training.fold import (
+from ser.training.parts import (
     BEST,
     build_fold_model,
     checkpoint_info,

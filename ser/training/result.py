@@ -122,11 +122,11 @@ def run_metrics(
 
 
 def write_metrics(path: Path, metrics: Mapping[str, Any]) -> Path:
-    """Write `metrics.json` atomically (a sweep driver may read it while a trial writes)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2, default=str))
-    tmp.replace(path)
-    return path
+    """Write `metrics.json` atomically (a sweep driver may read it while a trial writes; a full disk
+    leaves no truncated file)."""
+    from ser.data.paths import write_atomic
+
+    return write_atomic(path, json.dumps(metrics, indent=2, default=str))
 
 
 def read_metrics(path: Path) -> dict[str, Any]:

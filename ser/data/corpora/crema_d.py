@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Optional
 
 from ser.config import CorpusSpec, SyntheticConfig
-from ser.data.corpora.base import ScanBuilder, find_audio_files, require_root
+from ser.data.corpora.base import ScanBuilder, require_root
+from ser.data.corpora.named import Named, add_named
 from ser.data.types import CorpusScan
 
 NAME = "crema_d"
@@ -66,23 +67,23 @@ def scan(
     builder = ScanBuilder(NAME, root, EXPECTED)
     genders = read_genders(root, builder.warnings)
     unknown_gender: set[str] = set()
-    for path in find_audio_files(root, builder.skip):
+
+    def parse(path: Path) -> Named | str:
         match = PATTERN.match(path.stem)
         if match is None:
-            builder.skip(path, "name does not match the CREMA-D pattern 1001_DFA_ANG_XX")
-            continue
+            return "name does not match the CREMA-D pattern 1001_DFA_ANG_XX"
         actor, _sentence, emotion, level = match.groups()
         label = EMOTIONS.get(emotion.upper())
         if label is None:
-            builder.skip(path, f"unknown emotion code {emotion}")
-            continue
+            return f"unknown emotion code {emotion}"
         if level.upper() not in LEVELS:
-            builder.skip(path, f"unknown emotion level {level} (expected one of {sorted(LEVELS)})")
-            continue
+            return f"unknown emotion level {level} (expected one of {sorted(LEVELS)})"
         gender = genders.get(actor)
         if genders and gender is None:
             unknown_gender.add(actor)
-        builder.add(path, key=path.stem.upper(), speaker=actor, label=label, gender=gender)
+        return Named(key=path.stem.upper(), speaker=actor, label=label, gender=gender)
+
+    add_named(builder, parse)
     if unknown_gender:
         builder.warnings.append(
             f"{NAME}: actors {', '.join(sorted(unknown_gender))} are not in {DEMOGRAPHICS}; gender unknown"

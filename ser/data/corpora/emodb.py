@@ -8,10 +8,11 @@ Name fields: speaker (2 digits) - text code (a01..b10) - emotion letter - versio
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Optional
 
 from ser.config import CorpusSpec, SyntheticConfig
-from ser.data.corpora.base import ScanBuilder, find_audio_files, require_root
+from ser.data.corpora.named import Named, scan_named
 from ser.data.types import CorpusScan
 
 NAME = "emodb"
@@ -49,20 +50,17 @@ def scan(
     synthetic: Optional[SyntheticConfig] = None,
 ) -> CorpusScan:
     """Every EMO-DB-named file below the root (the release keeps them in wav/)."""
-    root = require_root(NAME, spec.root, EXPECTED)
-    builder = ScanBuilder(NAME, root, EXPECTED)
-    for path in find_audio_files(root, builder.skip):
-        match = PATTERN.match(path.stem)
-        if match is None:
-            builder.skip(path, "name does not match the EMO-DB pattern 03a01Fa")
-            continue
-        speaker, _text, letter, _version = match.groups()
-        if speaker not in GENDERS:
-            builder.skip(path, f"speaker {speaker} is not an EMO-DB actor ({', '.join(sorted(GENDERS))})")
-            continue
-        label = EMOTIONS.get(letter)
-        if label is None:
-            builder.skip(path, f"unknown emotion letter {letter} (expected one of {''.join(EMOTIONS)})")
-            continue
-        builder.add(path, key=path.stem, speaker=speaker, label=label, gender=GENDERS[speaker])
-    return builder.finish(check_audio=check_audio, progress=progress)
+    return scan_named(NAME, spec.root, EXPECTED, parse, check_audio=check_audio, progress=progress)
+
+
+def parse(path: Path, root: Path) -> Named | str:
+    match = PATTERN.match(path.stem)
+    if match is None:
+        return "name does not match the EMO-DB pattern 03a01Fa"
+    speaker, _text, letter, _version = match.groups()
+    if speaker not in GENDERS:
+        return f"speaker {speaker} is not an EMO-DB actor ({', '.join(sorted(GENDERS))})"
+    label = EMOTIONS.get(letter)
+    if label is None:
+        return f"unknown emotion letter {letter} (expected one of {''.join(EMOTIONS)})"
+    return Named(key=path.stem, speaker=speaker, label=label, gender=GENDERS[speaker])

@@ -10,10 +10,11 @@ left unknown.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Optional
 
 from ser.config import CorpusSpec, SyntheticConfig
-from ser.data.corpora.base import ScanBuilder, find_audio_files, require_root
+from ser.data.corpora.named import Named, scan_named
 from ser.data.types import CorpusScan
 
 NAME = "esd"
@@ -33,31 +34,24 @@ def scan(
     synthetic: Optional[SyntheticConfig] = None,
 ) -> CorpusScan:
     """ESD-named files below the root: <speaker>/<Emotion>/[train|evaluation|test/]<speaker>_<number>."""
-    root = require_root(NAME, spec.root, EXPECTED)
-    builder = ScanBuilder(NAME, root, EXPECTED)
-    for path in find_audio_files(root, builder.skip):
-        match = STEM.match(path.stem)
-        if match is None:
-            builder.skip(path, "name does not match the ESD pattern 0011_000351")
-            continue
-        speaker, _number = match.groups()
-        parts = path.relative_to(root).parts[:-1]
-        if parts and parts[-1].lower() in RELEASE_SPLITS:
-            parts = parts[:-1]
-        if len(parts) < 2 or not SPEAKER_DIR.match(parts[-2]):
-            builder.skip(path, "not in a <speaker>/<Emotion>/ folder")
-            continue
-        if parts[-2] != speaker:
-            builder.skip(path, f"file of speaker {speaker} inside speaker folder {parts[-2]}")
-            continue
-        if int(speaker) not in ENGLISH:
-            builder.skip(path, f"speaker {speaker} is in ESD's Mandarin part (only 0011-0020 are English)")
-            continue
-        label = EMOTIONS.get(parts[-1].lower())
-        if label is None:
-            builder.skip(
-                path, f"unknown emotion folder {parts[-1]} (expected Angry, Happy, Neutral, Sad, Surprise)"
-            )
-            continue
-        builder.add(path, key=path.stem, speaker=speaker, label=label, gender=None)
-    return builder.finish(check_audio=check_audio, progress=progress)
+    return scan_named(NAME, spec.root, EXPECTED, parse, check_audio=check_audio, progress=progress)
+
+
+def parse(path: Path, root: Path) -> Named | str:
+    match = STEM.match(path.stem)
+    if match is None:
+        return "name does not match the ESD pattern 0011_000351"
+    speaker, _number = match.groups()
+    parts = path.relative_to(root).parts[:-1]
+    if parts and parts[-1].lower() in RELEASE_SPLITS:
+        parts = parts[:-1]
+    if len(parts) < 2 or not SPEAKER_DIR.match(parts[-2]):
+        return "not in a <speaker>/<Emotion>/ folder"
+    if parts[-2] != speaker:
+        return f"file of speaker {speaker} inside speaker folder {parts[-2]}"
+    if int(speaker) not in ENGLISH:
+        return f"speaker {speaker} is in ESD's Mandarin part (only 0011-0020 are English)"
+    label = EMOTIONS.get(parts[-1].lower())
+    if label is None:
+        return f"unknown emotion folder {parts[-1]} (expected Angry, Happy, Neutral, Sad, Surprise)"
+    return Named(key=path.stem, speaker=speaker, label=label, gender=None)

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Optional
 
 from ser.config import CorpusSpec, SyntheticConfig
-from ser.data.corpora.base import ScanBuilder, find_audio_files, require_root
+from ser.data.corpora.base import ScanBuilder, require_root
+from ser.data.corpora.named import Named, add_named
 from ser.data.types import CorpusScan
 
 NAME = "iemocap"
@@ -95,52 +96,40 @@ def scan(
     keep = check_subset(spec.subset)
     builder = ScanBuilder(NAME, root, EXPECTED)
     labels_by_session: dict[Path, dict[str, str]] = {}
-    for path in find_audio_files(root, builder.skip):
+
+    def parse(path: Path) -> Named | str:
         session_dir, below = _session_dir(root, path)
         if session_dir is None:
-            builder.skip(path, "not inside a SessionN folder")
-            continue
+            return "not inside a SessionN folder"
         if below[:2] == ("dialog", "wav"):
-            builder.skip(path, "whole-dialog recording (dialog/wav), not a sentence")
-            continue
+            return "whole-dialog recording (dialog/wav), not a sentence"
         if below[:2] != ("sentences", "wav") or len(below) != 4:
-            builder.skip(path, f"not in {session_dir.name}/sentences/wav/<dialog>/")
-            continue
+            return f"not in {session_dir.name}/sentences/wav/<dialog>/"
         match = TURN.match(path.stem)
         if match is None:
-            builder.skip(path, "name does not match the IEMOCAP turn pattern Ses01F_impro01_F000")
-            continue
+            return "name does not match the IEMOCAP turn pattern Ses01F_impro01_F000"
         dialog, number, kind, gender, _turn = match.groups()
         session_number = int(SESSION_DIR.match(session_dir.name).group(1))  # type: ignore[union-attr]
         if int(number) != session_number:
-            builder.skip(path, f"name says session {number} but the file is in {session_dir.name}")
-            continue
+            return f"name says session {number} but the file is in {session_dir.name}"
         if keep is not None and kind != keep:
             what = "scripted" if kind == "script" else "improvised"
-            builder.skip(path, f"{what} dialog, not in the subset {spec.subset}")
-            continue
+            return f"{what} dialog, not in the subset {spec.subset}"
         if session_dir not in labels_by_session:
             labels_by_session[session_dir] = read_labels(session_dir)
         label_file = Path(session_dir.name, *LABEL_DIR, f"{dialog}.txt")
         code = labels_by_session[session_dir].get(path.stem)
         if code is None:
             exists = session_dir.joinpath(*LABEL_DIR, f"{dialog}.txt").is_file()
-            builder.skip(path, f"no label for {path.stem} in {label_file}{'' if exists else ' (missing)'}")
-            continue
+            return f"no label for {path.stem} in {label_file}{'' if exists else ' (missing)'}"
         if code == NO_AGREEMENT:
-            builder.skip(path, f"no majority label (xxx) in {label_file}")
-            continue
+            return f"no majority label (xxx) in {label_file}"
         label = CODES.get(code)
         if label is None:
-            builder.skip(path, f"unknown emotion code {code} in {label_file}")
-            continue
+            return f"unknown emotion code {code} in {label_file}"
         session = f"Ses{number}"
-        builder.add(
-            path,
-            key=path.stem,
-            speaker=f"{session}{gender}",
-            label=label,
-            gender=gender.lower(),
-            session=session,
+        return Named(
+            key=path.stem, speaker=f"{session}{gender}", label=label, gender=gender.lower(), session=session
         )
-    return builder.finish(check_audio=check_audio, progress=progress)
+
+    return add_named(builder, parse).finish(check_audio=check_audio, progress=progress)

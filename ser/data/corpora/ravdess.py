@@ -8,10 +8,11 @@ Odd actors are male, even actors female.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Optional
 
 from ser.config import CorpusSpec, SyntheticConfig
-from ser.data.corpora.base import ScanBuilder, find_audio_files, require_root
+from ser.data.corpora.named import Named, scan_named
 from ser.data.types import CorpusScan
 
 NAME = "ravdess"
@@ -54,18 +55,16 @@ def scan(
     synthetic: Optional[SyntheticConfig] = None,
 ) -> CorpusScan:
     """Every RAVDESS-named file anywhere below the root (the Kaggle layout nests them in Actor_XX)."""
-    root = require_root(NAME, spec.root, EXPECTED)
-    builder = ScanBuilder(NAME, root, EXPECTED)
-    for path in find_audio_files(root, builder.skip):
-        match = PATTERN.match(path.stem)
-        if match is None:
-            builder.skip(path, f"name does not match the RAVDESS pattern {EXPECTED.split('/')[1]}")
-            continue
-        modality, channel, emotion, _intensity, _statement, _repetition, actor = match.groups()
-        problem = _problem(modality, channel, emotion, actor)
-        if problem:
-            builder.skip(path, problem)
-            continue
-        gender = "m" if int(actor) % 2 == 1 else "f"
-        builder.add(path, key=path.stem, speaker=actor, label=EMOTIONS[emotion], gender=gender)
-    return builder.finish(check_audio=check_audio, progress=progress)
+    return scan_named(NAME, spec.root, EXPECTED, parse, check_audio=check_audio, progress=progress)
+
+
+def parse(path: Path, root: Path) -> Named | str:
+    match = PATTERN.match(path.stem)
+    if match is None:
+        return f"name does not match the RAVDESS pattern {EXPECTED.split('/')[1]}"
+    modality, channel, emotion, _intensity, _statement, _repetition, actor = match.groups()
+    problem = _problem(modality, channel, emotion, actor)
+    if problem:
+        return problem
+    gender = "m" if int(actor) % 2 == 1 else "f"
+    return Named(key=path.stem, speaker=actor, label=EMOTIONS[emotion], gender=gender)

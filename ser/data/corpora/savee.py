@@ -9,10 +9,11 @@ neutral). The same recording found in both layouts is used once.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Optional
 
 from ser.config import CorpusSpec, SyntheticConfig
-from ser.data.corpora.base import ScanBuilder, find_audio_files, require_root
+from ser.data.corpora.named import Named, scan_named
 from ser.data.types import CorpusScan
 
 NAME = "savee"
@@ -50,20 +51,17 @@ def scan(
     synthetic: Optional[SyntheticConfig] = None,
 ) -> CorpusScan:
     """SAVEE-named files anywhere below the root, flat or in speaker folders."""
-    root = require_root(NAME, spec.root, EXPECTED)
-    builder = ScanBuilder(NAME, root, EXPECTED)
-    for path in find_audio_files(root, builder.skip):
-        fields = _fields(path.stem, path.parent.name)
-        if fields is None:
-            builder.skip(path, "name does not match the SAVEE pattern DC_a01 (or DC/a01)")
-            continue
-        speaker, code, number = fields
-        if speaker not in SPEAKERS:
-            builder.skip(path, f"speaker {speaker} is not a SAVEE speaker ({', '.join(SPEAKERS)})")
-            continue
-        label = EMOTIONS.get(code)
-        if label is None:
-            builder.skip(path, f"unknown emotion code {code} (expected one of {', '.join(EMOTIONS)})")
-            continue
-        builder.add(path, key=f"{speaker}_{code}{number}", speaker=speaker, label=label, gender="m")
-    return builder.finish(check_audio=check_audio, progress=progress)
+    return scan_named(NAME, spec.root, EXPECTED, parse, check_audio=check_audio, progress=progress)
+
+
+def parse(path: Path, root: Path) -> Named | str:
+    fields = _fields(path.stem, path.parent.name)
+    if fields is None:
+        return "name does not match the SAVEE pattern DC_a01 (or DC/a01)"
+    speaker, code, number = fields
+    if speaker not in SPEAKERS:
+        return f"speaker {speaker} is not a SAVEE speaker ({', '.join(SPEAKERS)})"
+    label = EMOTIONS.get(code)
+    if label is None:
+        return f"unknown emotion code {code} (expected one of {', '.join(EMOTIONS)})"
+    return Named(key=f"{speaker}_{code}{number}", speaker=speaker, label=label, gender="m")

@@ -7,10 +7,11 @@ case and spelling in circulating copies (OAF_Fear, OAF_Pleasant_surprise, YAF_pl
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Optional
 
 from ser.config import CorpusSpec, SyntheticConfig
-from ser.data.corpora.base import ScanBuilder, find_audio_files, require_root
+from ser.data.corpora.named import Named, scan_named
 from ser.data.labels import canonical_label
 from ser.data.types import CorpusScan
 
@@ -38,18 +39,16 @@ def scan(
     synthetic: Optional[SyntheticConfig] = None,
 ) -> CorpusScan:
     """TESS-named files anywhere below the root; speaker = first name field, all speakers female."""
-    root = require_root(NAME, spec.root, EXPECTED)
-    builder = ScanBuilder(NAME, root, EXPECTED)
-    for path in find_audio_files(root, builder.skip):
-        if PATTERN.match(path.stem) is None:
-            builder.skip(path, "name does not match the TESS pattern SPEAKER_word_emotion")
-            continue
-        label, raw = _label(path.stem)
-        if label is None:
-            builder.skip(path, f"unknown emotion '{raw}' in the file name")
-            continue
-        first, rest = path.stem.split("_", 1)
-        speaker = SPEAKER_ALIASES.get(first.upper(), first.upper())
-        word = rest[: -len(raw) - 1].lower()
-        builder.add(path, key=f"{speaker}_{word}_{label}", speaker=speaker, label=label, gender="f")
-    return builder.finish(check_audio=check_audio, progress=progress)
+    return scan_named(NAME, spec.root, EXPECTED, parse, check_audio=check_audio, progress=progress)
+
+
+def parse(path: Path, root: Path) -> Named | str:
+    if PATTERN.match(path.stem) is None:
+        return "name does not match the TESS pattern SPEAKER_word_emotion"
+    label, raw = _label(path.stem)
+    if label is None:
+        return f"unknown emotion '{raw}' in the file name"
+    first, rest = path.stem.split("_", 1)
+    speaker = SPEAKER_ALIASES.get(first.upper(), first.upper())
+    word = rest[: -len(raw) - 1].lower()
+    return Named(key=f"{speaker}_{word}_{label}", speaker=speaker, label=label, gender="f")

@@ -185,6 +185,12 @@ def build_stack(encoder: dict[str, Any], n_samples: int, pretrained: bool) -> nn
     return EncoderStack(model, preprocess, model_type).eval()
 
 
+def summarize(states: Any, grain: str) -> Any:
+    """[B, L, D, T] states -> per-layer time means [B, L, D] ('utterance') or the frames themselves: what
+    the frozen cache holds (ser/data/embeddings.py extracts it with this, FrozenStates scores with it)."""
+    return states.mean(dim=-1) if grain == "utterance" else states
+
+
 class FrozenStates(nn.Module):
     """Waveforms [B, samples] -> what the frozen cache holds for them (time means or frames, rounded
     through the cache's dtype), so `ser predict` feeds a frozen head exactly what it was trained on."""
@@ -195,7 +201,5 @@ class FrozenStates(nn.Module):
 
     @torch.no_grad()
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        from ser.data.embeddings import summarize
-
         states = summarize(self.stack(wave), self.grain)
         return states.half().float() if self.dtype == "float16" else states.float()

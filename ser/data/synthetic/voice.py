@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ser.config import SyntheticConfig
+from ser.config import ConfigError, SyntheticConfig
 from ser.data.labels import CANONICAL_LABELS
 
 GENERATOR_VERSION = 1  # bump when the audio changes, so cached corpora are regenerated
@@ -208,16 +208,19 @@ def _check_numbers(cfg: SyntheticConfig) -> None:
     if float(getattr(cfg, "variability", 1.0)) < 0:
         problems.append(f"variability must be >= 0, got {cfg.variability}")
     if problems:
-        raise ValueError("invalid synthetic config: " + "; ".join(f"synthetic.{p}" for p in problems))
+        raise ConfigError("invalid synthetic config: " + "; ".join(f"data.synthetic.{p}" for p in problems))
 
 
 def _check_labels(labels: Any) -> list[str]:
     labels = [str(x) for x in labels]
     unknown = [x for x in labels if x not in PROFILES]
     if unknown:
-        raise ValueError(f"synthetic.labels: unknown label(s) {unknown}; known: {list(CANONICAL_LABELS)}")
+        raise ConfigError(
+            f"invalid config key 'data.synthetic.labels': unknown label(s) {unknown}; "
+            f"known: {list(CANONICAL_LABELS)}"
+        )
     if not labels:
-        raise ValueError("synthetic.labels is empty")
+        raise ConfigError("invalid config key 'data.synthetic.labels': the list is empty")
     return labels
 
 
