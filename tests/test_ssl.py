@@ -385,7 +385,14 @@ def test_shipped_ssl_sweeps_without_weights_stop_at_once_saying_how_to_get_them(
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     for name in ("ssl_head", "ssl_finetune"):
         code = main(
-            [str(ROOT / "sweeps" / f"{name}.yaml"), "data.corpus=synthetic", f"sweep.storage_path={tmp_path}"]
+            [
+                str(ROOT / "sweeps" / f"{name}.yaml"),
+                "data.corpus=synthetic",
+                f"sweep.storage_path={tmp_path}",
+                # what this CPU machine can give (a GPU sweep's resources are refused first, at load)
+                "sweep.resources.cpu=1",
+                "sweep.resources.gpu=0",
+            ]
         )
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1, err

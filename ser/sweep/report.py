@@ -14,49 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ser.config import ConfigError
-
-
-def _pm(mean: Any, low: Any, high: Any) -> str:
-    if mean is None:
-        return ""
-    if low is None or high is None:
-        return f"{mean:.3f}"
-    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
-
-
-def conclusion_lines(summary: dict[str, Any], plan: Any = None) -> list[str]:
-    """Plain-words lines under the leaderboard (from a summary or a stats.json payload)."""
-    comparison = summary.get("statistics") or summary.get("comparison") or {}
-    best = summary.get("best")
-    best_id = best.get("trial_id") if isinstance(best, dict) else best
-    lines = []
-    if comparison.get("reference"):
-        tied = comparison.get("tied") or []
-        level = comparison.get("level", 0.95)
-        lines.append(
-            f"tied with #1 ({comparison['reference']}): {len(tied)} trial(s), #1 included, not worse than it "
-            f"by more than "
-            f"{comparison.get('rope', 0):.3f} with probability {level:.0%} ({comparison.get('comparison')})"
-        )
-        if comparison.get("note"):
-            lines.append(f"[yellow]note:[/] {comparison['note']}")
-    if best_id:
-        lines.append(f"best trial {best_id}: chosen by {summary.get('chosen_by')}")
-    confirmation = summary.get("confirmation")
-    if confirmation:
-        changed = "changed" if confirmation.get("order_changed") else "kept"
-        lines.append(
-            f"confirmation: {confirmation.get('runs')} run(s) ({confirmation['top_k']} configs x "
-            f"{confirmation['seeds']} new seeds), {confirmation.get('seconds', 0):.0f} s; the search "
-            f"order was {changed}"
-        )
-        for e in confirmation.get("trials", []):
-            lines.append(
-                f"  {e['trial_id']}: search #{e['search_rank']} {e.get('search_mean') or 0:.3f} -> "
-                f"confirmation #{e.get('confirm_rank', '-')} "
-                f"{_pm(e.get('confirm_mean'), e.get('confirm_low'), e.get('confirm_high'))}"
-            )
-    return lines
+from ser.sweep.conclusions import conclusion_lines
 
 
 def tables(payload: dict[str, Any]) -> list[Any]:

@@ -243,7 +243,7 @@ def _unfinished(summary: dict[str, Any], plan: SweepPlan) -> bool:
 
 def print_conclusions(summary: dict[str, Any], plan: SweepPlan, console: Any) -> None:
     """The tied group, how the best was chosen, the confirmation's scores beside the search's."""
-    from ser.sweep.report import conclusion_lines
+    from ser.sweep.conclusions import conclusion_lines
 
     for line in conclusion_lines(summary, plan):
         console.print(line)

@@ -163,7 +163,7 @@ def _detect_kind(path: Path, source: str) -> str:
 def resolve_audioset(source: str, revision: str | None, cache_dir: str | None):
     """The EncoderSource of an AudioSet encoder file; ConfigError naming model.encoder when it is missing,
     of an unknown format, or does not load into the network it names."""
-    from ser.data.encoders.source import EncoderSource
+    from ser.data.encoders.identity import EncoderSource
 
     kind, raw = split_spec(source)
     if revision:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ser.config import ConfigError
+from ser.data.encoders.identity import EncoderSource
 from ser.extras import install_hint
 
 # The architectures whose front ends ser/data/encoders/preprocess.py reproduces, by config.model_type.
@@ -42,34 +42,6 @@ def download_hint(repo: str, revision: str | None) -> str:
         f"download it once where there is network: `hf download {repo}{rev} --local-dir DIR` (older "
         "huggingface_hub: `huggingface-cli download ...`), then set model.encoder=DIR"
     )
-
-
-@dataclass(frozen=True)
-class EncoderSource:
-    """A resolved `model.encoder`: where it is, what it is, and who it is."""
-
-    source: str  # model.encoder as the config gives it
-    revision: str | None
-    folder: Path  # config and weights on this machine
-    identity: str  # "repo@commit" (hub) or "sha256:..." of settings and weights (local directory)
-    model_type: str  # config.json's model_type, one of SUPPORTED
-    config: dict[str, Any] = field(repr=False)  # config.json
-    preprocessor: dict[str, Any] = field(repr=False)  # preprocessor_config.json (the feature extractor)
-
-    @property
-    def sampling_rate(self) -> int:
-        return int(self.preprocessor.get("sampling_rate", 16000))
-
-    def record(self) -> dict[str, Any]:
-        """Plain types for a checkpoint: enough to rebuild the architecture and to check the weights."""
-        return {
-            "source": self.source,
-            "revision": self.revision,
-            "identity": self.identity,
-            "model_type": self.model_type,
-            "config": self.config,
-            "preprocessor": self.preprocessor,
-        }
 
 
 def weight_files(folder: Path) -> list[Path]:
