@@ -11,8 +11,17 @@ from tests.helpers.tensorboard_files import scalars
 
 
 @pytest.mark.slow
-def test_fit_logs_every_epoch_to_tensorboard_like_the_csv_log(tiny_cfg_factory) -> None:
+def test_fit_logs_every_epoch_to_tensorboard_like_the_csv_log(tiny_cfg_factory, monkeypatch) -> None:
+    import tensorboardX.event_file_writer as event_file_writer
+
     from ser.training.fit import fit_folds
+
+    class Frozen:  # fit and test open their event files within one second, as a tiny fold does
+        @staticmethod
+        def time() -> float:
+            return 1_700_000_000.0
+
+    monkeypatch.setattr(event_file_writer, "time", Frozen)
 
     result = fit_folds(tiny_cfg_factory("trainer.run_name=tb", "trainer.tensorboard=true"))
     fold_dir = result.run_dir / "fold_0"

@@ -6,13 +6,14 @@ loggers (CSV, TensorBoard, W&B), its test predictions and confusion plot.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from ser.data.datamodule import PreparedData, SERDataModule
@@ -106,15 +107,27 @@ def wandb_logger(cfg: DictConfig, save_dir: Path, name: str, group: str | None =
     )
 
 
+_WRITERS = itertools.count(1)
+
+
+class FoldTensorBoard(TensorBoardLogger):
+    """Lightning closes the event writer when fit ends and the test phase reopens it; tensorboardX names an
+    event file by the second it was opened, so a fold whose fit and test share a second had its epochs'
+    file replaced by the test's. Each reopened writer gets a suffix of its own."""
+
+    def finalize(self, status: str) -> None:
+        super().finalize(status)
+        if self._experiment is not None:
+            self._experiment._filename_suffix = f".{next(_WRITERS)}"  # tensorboardX's reopen reads it
+
+
 def fold_loggers(cfg: DictConfig, fold_dir: Path, name: str, group: str | None = None) -> list[Any]:
     """Where a fold's epochs are logged: CSV always (fold_K/logs/metrics.csv), TensorBoard event files
     with `trainer.tensorboard` (fold_K/tensorboard/: `tensorboard --logdir runs/` shows every fold, and
     `--logdir sweep_results/NAME` every trial), W&B with `wandb.enabled`. The same keys in all three."""
     loggers: list[Any] = [CSVLogger(str(fold_dir), name="", version="logs")]
     if cfg.trainer.tensorboard:
-        from lightning.pytorch.loggers import TensorBoardLogger
-
-        board = TensorBoardLogger(str(fold_dir), name="", version="tensorboard", default_hp_metric=False)
+        board = FoldTensorBoard(str(fold_dir), name="", version="tensorboard", default_hp_metric=False)
         loggers.append(board)
     run = wandb_logger(cfg, fold_dir, name, group)
     if run is not None:
