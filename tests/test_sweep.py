@@ -324,6 +324,10 @@ def test_resources_no_node_has_fail_at_once(tiny_env, ray_session, tmp_path: Pat
 
 def _sweep_process(sweep_file: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_worker_niceness": "0"}
+    # a sweep started from a shell has its own W&B service: wandb leaves this process's service address in
+    # WANDB_SERVICE once an earlier test used W&B, and a child that is killed -9 would leave its runs "in
+    # use" in this process's service (the resumed sweep then cannot reopen them)
+    env.pop("WANDB_SERVICE", None)
     return subprocess.Popen(
         [sys.executable, "-m", "ser.sweep", str(sweep_file), *extra],
         stdout=subprocess.DEVNULL,
