@@ -16,19 +16,9 @@ from omegaconf import OmegaConf
 
 from ser.sweep.conclusions import add_statistics
 from ser.sweep.schedulers import RUNG_KEY, RungTracker, build_scheduler, rung_score
+from tests.test_sweep import TINY_FIXED
 
-TINY = {
-    "data.synthetic.speakers": 4,
-    "data.synthetic.per_label": 6,
-    "data.synthetic.labels": ["neutral", "happy", "sad", "angry"],
-    "data.synthetic.duration": 1.0,
-    "data.audio.duration": 1.0,
-    "data.folds": 4,
-    "data.batch_size": 16,
-    "model.depth": 2,
-    "model.channels": 8,
-    "model.hidden": 32,
-}
+TINY = {**TINY_FIXED, "data.synthetic.per_label": 6}  # the other sweep tests' tiny trial, fewer clips
 
 
 def test_rung_scores_by_hand():

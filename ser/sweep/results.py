@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +38,7 @@ from ser.sweep.spec import (
     grid_points,
     trial_overrides,
 )
-from ser.sweep.trial_files import trial_record, write_trial_files
+from ser.sweep.trial_files import finite_or_none, trial_record, write_trial_files
 from ser.training.result import fold_results, read_metrics, total_confusion
 
 LEADERBOARD_COLUMNS = ["rank", "trial_id", "status", "best", "last", "best_epoch", "epochs", "wall_seconds"]
@@ -58,14 +57,6 @@ BOARD_COLUMNS = [
     "chosen_by",
 ]
 TEST_COLUMN = "test/uar (not for choosing)"
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _history(result) -> list[dict[str, Any]]:
@@ -92,7 +83,7 @@ def collect_rows(result_grid, plan: SweepPlan) -> list[dict[str, Any]]:
         trial_dir = Path(result.path)
         trial = trials.get(str(trial_dir))
         history = _history(result)
-        values = [(int(h["training_iteration"]), _finite(h.get(metric))) for h in history]
+        values = [(int(h["training_iteration"]), finite_or_none(h.get(metric))) for h in history]
         values = [(epoch, v) for epoch, v in values if v is not None]
         pick = max if mode == "max" else min
         best_epoch, best = pick(values, key=lambda item: item[1]) if values else (None, None)
@@ -111,7 +102,7 @@ def collect_rows(result_grid, plan: SweepPlan) -> list[dict[str, Any]]:
             "best_epoch": best_epoch,
             "epochs": epochs,
             "stopped_early": status == "stopped",
-            "wall_seconds": _finite(metrics.get("time_total_s")),
+            "wall_seconds": finite_or_none(metrics.get("time_total_s")),
             "test/uar": ((outcome.get("summary") or {}).get("test/uar") or {}).get("mean"),
             "error": _error_line(result.error, outcome),
             "path": str(trial_dir),

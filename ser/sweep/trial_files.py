@@ -58,7 +58,8 @@ def config_changes(base: Mapping[str, Any], cfg: Mapping[str, Any], ignore: Sequ
     return changes
 
 
-def _finite(value: Any) -> float | None:
+def finite_or_none(value: Any) -> float | None:
+    """A float, or None for what is missing, not a number, NaN or infinite (a cell left empty)."""
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -77,7 +78,7 @@ def epoch_series(history: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]
         row: dict[str, float] = {"epoch": int(epoch)}
         for key, value in h.items():
             if str(key).startswith(("train/", "val/")) and not str(key).endswith("_sd"):
-                number = _finite(value)
+                number = finite_or_none(value)
                 if number is not None:
                     row[str(key)] = number
         series.append(row)
