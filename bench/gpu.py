@@ -216,7 +216,10 @@ def section_pipeline(ctx: Context) -> dict[str, Any]:
 def section_fused(ctx: Context) -> dict[str, Any]:
     log, result = ctx.out / "fused.log", ctx.out / "fused.json"
     if ctx.args.dry_run:
+        # fused against the trial path (threads) only: each variant is a fresh interpreter, and the dry run
+        # checks the script and its table, not the other two variants (tests/test_fused.py covers those)
         extra = [*TINY_DATA, *TINY_MODEL, "--set=data.folds=4", "--folds=2", "--epochs=1"]
+        extra += ["--variants=threads,fused"]
     else:
         extra = [*ctx.data_args(), "--folds=6", "--epochs=3", "--threads=2"]
     cmd = [sys.executable, str(BENCH / "fused.py"), *extra, f"--device={ctx.device}", "--repeats=1"]

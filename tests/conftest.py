@@ -73,6 +73,18 @@ def tiny_overrides() -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def ray_session():
+    """One Ray session for every sweep test, shut down when the run ends: each `ray.init` costs seconds
+    on 2 cores, and a sweep joins a running session (ser.sweep.run.start_ray), as from a shell with
+    `--address auto`. A test that must see Ray absent patches `ray.is_initialized`."""
+    import ray
+
+    yield
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
 def tiny_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A session cache dir so the tiny synthetic corpus and its features are made once per test run."""
     cache = tmp_path_factory.mktemp("ser_cache")

@@ -107,15 +107,6 @@ def test_a_network_factory_must_return_a_module(tiny_cfg_factory) -> None:
         ser.build_model(cfg, dm, net=lambda shape, n: "a string")
 
 
-@pytest.fixture
-def ray_session():
-    import ray
-
-    yield
-    if ray.is_initialized():
-        ray.shutdown()
-
-
 @pytest.mark.slow
 def test_readme_sweep_block_returns_the_leaderboard(
     tiny_env, ray_session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -129,7 +129,7 @@ def test_sweep_bench_compares_asha_with_fifo(
     scripts: dict[str, ModuleType], ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sweep = scripts["sweep"]
-    argv = [*TINY, "--configs=4", "--max-t=2", "--concurrency=2", f"--out={tmp_path}"]
+    argv = [*TINY, "--configs=3", "--max-t=2", "--concurrency=2", f"--out={tmp_path}"]
     returned = sweep.main(argv)
     out = capsys.readouterr().out
     printed = ratios_from(out)
@@ -143,9 +143,9 @@ def test_sweep_bench_compares_asha_with_fifo(
     assert all(value > 0 for value in printed.values()), printed
     assert printed == pytest.approx(returned, rel=0.01, abs=0.01)
     assert returned["asha_epoch_fraction"] <= 1.0  # ASHA never trains more than FIFO's full budget
-    assert 1 <= returned["asha_best_rank_in_fifo"] <= 4
+    assert 1 <= returned["asha_best_rank_in_fifo"] <= 3
     # same seeds: every config's per-epoch val/uar in ASHA equals FIFO's first epochs
-    assert "identical in both runs (up to ASHA's stop): 4/4 configs" in out
+    assert "identical in both runs (up to ASHA's stop): 3/3 configs" in out
     boards = sorted(p.parent.name for p in tmp_path.glob("run-*/bench_*/leaderboard.csv"))
     assert boards == ["bench_asha", "bench_fifo"]
 

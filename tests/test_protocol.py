@@ -106,9 +106,7 @@ def test_sweeps_share_features_only_with_the_same_held_out_speakers(tiny_cfg_fac
 
 
 @pytest.mark.slow
-def test_nested_cv_chooses_inside_and_tests_outside(tiny_env, tmp_path: Path) -> None:
-    import ray
-
+def test_nested_cv_chooses_inside_and_tests_outside(tiny_env, ray_session, tmp_path: Path) -> None:
     from ser.sweep.nested import run_nested
     from ser.sweep.spec import load_sweep
 
@@ -131,10 +129,7 @@ def test_nested_cv_chooses_inside_and_tests_outside(tiny_env, tmp_path: Path) ->
     }
     path = tmp_path / "nested.yaml"
     path.write_text(yaml.safe_dump(body))
-    try:
-        result = run_nested(load_sweep(path))
-    finally:
-        ray.shutdown()
+    result = run_nested(load_sweep(path))
     report = json.loads((tmp_path / "out" / "nested" / "nested.json").read_text())
     outer_speakers = [set(r["test_speakers"]) for r in report["outer"]]
     assert len(outer_speakers) == 2 and set().union(*outer_speakers) == {

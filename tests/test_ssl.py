@@ -401,13 +401,6 @@ def test_shipped_ssl_sweeps_without_weights_stop_at_once_saying_how_to_get_them(
 
 
 # ----------------------------------------------------------------------------------- sweeps with Ray
-@pytest.fixture
-def ray_session():
-    import ray
-
-    yield
-    if ray.is_initialized():
-        ray.shutdown()
 
 
 def ssl_sweep(path: Path, encoder: Path, **sections) -> Path:

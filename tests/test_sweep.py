@@ -177,13 +177,6 @@ def test_missing_corpus_root_is_a_clear_error(tiny_env, capsys: pytest.CaptureFi
 
 
 # ---------------------------------------------------------------------------------------- runs
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    yield
-    if ray.is_initialized():
-        ray.shutdown()
 
 
 @pytest.mark.slow
@@ -377,8 +370,9 @@ def test_resume_continues_trials_where_they_stopped(tiny_env, ray_session, tmp_p
     The board lists every trial at every stage; the resumed sweep prints and logs what an uninterrupted
     one does (trial lines, W&B runs finished with their test metrics and state, one summary run).
 
-    Work kept small: 2 trials x 2 folds x 2 epochs; the reference and the last resume run in this
-    process's Ray session, only the two interrupted runs start their own (they must be killable)."""
+    Work kept small: 2 trials x 2 folds x 2 epochs; the reference (both trials at once) and the last
+    resume run in this process's Ray session, only the two interrupted runs start their own (they must be
+    killable)."""
     from io import StringIO
 
     from rich.console import Console
@@ -394,7 +388,9 @@ def test_resume_continues_trials_where_they_stopped(tiny_env, ray_session, tmp_p
         wandb={"enabled": True, "mode": "offline"},
         storage_path=str(tmp_path / "out"),
     )
-    run_sweep(load_sweep(write_sweep(tmp_path / "ref.yaml", name="ref", **sections)), wandb=False)
+    # the reference runs its 2 trials side by side (1 cpu each, so the same numbers as one at a time)
+    reference = {**sections, "max_concurrent_trials": 2}
+    run_sweep(load_sweep(write_sweep(tmp_path / "ref.yaml", name="ref", **reference)), wandb=False)
     sweep_file = write_sweep(tmp_path / "cut.yaml", name="cut", **sections)
     exp = tmp_path / "out" / "cut"
     proc = _sweep_process(sweep_file)

@@ -31,15 +31,6 @@ def test_workers_and_cv_together_is_a_clear_error(tmp_path: Path) -> None:
         load_sweep(write_sweep(tmp_path / "z.yaml", resources={"workers": 0}))
 
 
-@pytest.fixture
-def ray_session():
-    import ray
-
-    yield
-    if ray.is_initialized():
-        ray.shutdown()
-
-
 @pytest.mark.slow
 def test_two_worker_ddp_trial_reports_every_epoch(tiny_env, ray_session, tmp_path: Path) -> None:
     from ser.sweep.run import run_sweep
