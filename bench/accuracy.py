@@ -7,7 +7,7 @@ not a test: on 2 CPU cores the full table takes about an hour on the 720-file RA
 
     python bench/accuracy.py /work/shared/data/ravdess-dev-16k
     python bench/accuracy.py /work/shared/data/ravdess-dev-16k --families svm,sentan --epochs 10
-    python bench/accuracy.py /work/shared/data/ravdess-dev-16k --families ravdess   # the tuned recipe preset
+    python bench/accuracy.py /work/shared/data/ravdess-dev-16k --families ravdess_cnn   # the tuned CNN preset
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def family_config(
     family: str, root: str, corpus: str, epochs: int | None, output_dir: str, extra: Sequence[str]
 ):
     """Data config + the family's tuned config + this run's overrides (all folds, no progress bars). A
-    "family" that is itself a preset name with no `model/` prefix (e.g. `ravdess`, the tuned recipe) is
+    "family" that is itself a preset name with no `model/` prefix (e.g. `ravdess_cnn`, the tuned CNN) is
     used as it is."""
     files = [family] if (PRESET_DIR / f"{family}.yaml").is_file() else [f"data/{corpus}", f"model/{family}"]
     for name in files:

@@ -1,7 +1,7 @@
 """The Python face of `ser`, for notebooks and scripts: the same pieces the CLI uses, one call each.
 
     import ser
-    cfg = ser.load_config("ravdess", {"data.root": "/data/ravdess"})  # presets, files, dicts, overrides
+    cfg = ser.load_config("ravdess_cnn", {"data.root": "/data/ravdess"})  # presets, files, dicts, overrides
     result = ser.fit(cfg)                        # = `ser fit`: run directory, FoldResults, metrics.json
     dm = ser.datamodule(cfg, fold=0)             # a ready LightningDataModule of one speaker fold
     model = ser.build_model(cfg, dm, net=None)   # the LightningModule; `net` swaps in your nn.Module

@@ -23,7 +23,7 @@ def readme_python_blocks() -> list[str]:
 def test_import_ser_and_loading_a_config_import_no_torch() -> None:
     code = (
         "import sys, ser\n"
-        "cfg = ser.load_config('ravdess', {'model.depth': 3}, overrides=['optim.lr=0.01'])\n"
+        "cfg = ser.load_config('ravdess_cnn', {'model.depth': 3}, overrides=['optim.lr=0.01'])\n"
         "assert cfg.model.depth == 3 and cfg.optim.lr == 0.01, cfg.model.depth\n"
         "assert callable(ser.fit) and callable(ser.build_model) and callable(ser.datamodule)\n"
         "import ser.sweep.spec\n"  # binds the subpackage as ser.sweep: still the API call

@@ -91,12 +91,19 @@ def test_malformed_override_and_missing_file(tmp_path: Path) -> None:
 def test_every_preset_loads_and_the_ravdess_recipe_is_one_name() -> None:
     names = [name for name, _ in list_presets()]
     assert {"ravdess", "data/ravdess", "model/sentan", "model/emotion_detector"} <= set(names)
+    needs_file = {"ravdess": "model.encoder=efficientat:/weights/mn04_as_mAP_432.pt"}
     for name, comment in list_presets():
         assert comment, f"preset {name} needs a first comment line saying what it is"
-        load_config([name])
-    recipe = load_config(["ravdess"], ["data.root=/somewhere"])
-    assert recipe.data.corpus == "ravdess" and recipe.data.features.normalize == "speaker"
-    assert recipe.model.name == "emotion_detector"
+        load_config([name], [needs_file[name]] if name in needs_file else [])
+    cnn = load_config(["ravdess_cnn"], ["data.root=/somewhere"])
+    assert cnn.data.corpus == "ravdess" and cnn.data.features.normalize == "speaker"
+    assert cnn.model.name == "emotion_detector" and cnn.model.fusion == "none"
+    # the recipe: that CNN fused late with the EfficientAT file the user passes; without it, one line
+    recipe = load_config(["ravdess"], ["data.root=/somewhere", needs_file["ravdess"]])
+    assert (recipe.model.fusion, recipe.model.fusion_view) == ("late", "encoder")
+    assert recipe.data == cnn.data and recipe.model.classifier_dropout == cnn.model.classifier_dropout
+    with pytest.raises(ConfigError, match=r"model\.encoder.*efficientat:PATH.*--config ravdess_cnn"):
+        load_config(["ravdess"], ["data.root=/somewhere"])
 
 
 def test_presets_by_name_with_suffix_and_did_you_mean() -> None:
@@ -120,7 +127,7 @@ def test_loading_a_config_imports_no_torch_or_lightning() -> None:
     code = (
         "import sys\n"
         "from ser.config import load_config\n"
-        "load_config(['ravdess'], ['data.root=x'])\n"
+        "load_config(['ravdess'], ['data.root=x', 'model.encoder=efficientat:/w/mn04.pt'])\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning', 'ray'))\n"
         "print(heavy)\n"
     )

@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the config's speaker folds. The checkpoint is chosen on validation "
         "(trainer.monitor) and the test split scored once.",
         epilog="See the resolved config with --print-config; list packaged recipes with `ser configs` "
-        "(e.g. `ser fit --config ravdess data.root=PATH data.fold=all`).",
+        "(e.g. `ser fit --config ravdess_cnn data.root=PATH data.fold=all`).",
     )
     fit.add_argument("--config", action="append", default=[], help=CONFIG_HELP)
     fit.add_argument("--print-config", action="store_true", help="print the resolved config and exit")

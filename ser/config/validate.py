@@ -296,7 +296,12 @@ def _check_views(cfg: DictConfig) -> None:
     if adversary and float(aug.mixup_alpha) > 0:
         fail("data.augment.mixup_alpha", "mixup blends two speakers, so the speaker adversary has no label")
     if fusion != "none" and model.fusion_view == "encoder" and not model.encoder:
-        fail("model.encoder", "model.fusion_view=encoder needs a frozen encoder (a local folder or file)")
+        fail(
+            "model.encoder",
+            "model.fusion_view=encoder needs a frozen encoder (a local folder or file); the ravdess recipe "
+            "fuses with EfficientAT mn04: model.encoder=efficientat:PATH/mn04_as_mAP_432.pt, or use "
+            "--config ravdess_cnn for the CNN alone",
+        )
 
 
 def _check_optim(optim: DictConfig) -> None:
