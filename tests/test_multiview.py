@@ -61,11 +61,28 @@ def test_fusion_trains_through_train_fold_and_restores(tiny_cfg_factory, mode: s
             view = torch.softmax(net.view_model(parts[VIEW]), dim=-1)
             np.testing.assert_allclose(probs.numpy(), (0.5 * cnn + 0.5 * view).numpy(), atol=1e-5)
     assert saved.embeddings is not None and len(saved.embeddings) == len(rows)
-    from ser.inference.checkpoint import CheckpointError
-    from ser.inference.scorer import load_scorer
+    assert_predict_scores_like_the_test(cfg, result.folds[0].checkpoint, saved)
 
-    with pytest.raises(CheckpointError, match="ser evaluate"):  # predict/live/serve: one line, not a crash
-        load_scorer(result.folds[0].checkpoint)
+
+def assert_predict_scores_like_the_test(cfg, checkpoint, saved) -> None:
+    """`ser predict` on the test speaker's audio files, given together as one speaker (training standardised
+    each speaker over all their clips), gives the probabilities the fold's test wrote from the cache: the
+    packed row (spectrogram, view, speaker column) is rebuilt from audio alone and standardised part by
+    part."""
+    from ser.data.datamodule import build_dataset
+    from ser.inference.checkpoint import read_checkpoint
+    from ser.inference.predict import predict_paths
+
+    by_id = {u.id: u for u in build_dataset(cfg.data, check_audio=False, progress=False).utterances}
+    speaker = {by_id[i].speaker for i in saved.ids}
+    assert len(speaker) == 1  # the tiny corpus's 4 folds each test one speaker
+    mine = sorted(u.id for u in by_id.values() if u.speaker in speaker)
+    # a window longer than any clip: one window per file, cropped like the training clip (not a slide)
+    results = predict_paths(checkpoint, [by_id[i].path for i in mine], window=5.0, same_speaker=True)
+    assert {len(r["windows"]) for r in results} == {1}
+    labels = read_checkpoint(checkpoint).labels  # the order of saved.probs' columns
+    got = {i: [r["probabilities"][label] for label in labels] for i, r in zip(mine, results)}
+    np.testing.assert_allclose([got[i] for i in saved.ids], saved.probs, atol=2e-4)  # rounded to 4 places
 
 
 def test_late_fusion_trains_each_model_on_its_own_loss(tiny_cfg_factory) -> None:
@@ -118,6 +135,10 @@ def test_speaker_adversary_trains_and_reverses_into_the_cnn(tiny_cfg_factory) ->
     assert 0.0 <= result.metrics["folds"][0]["test"]["uar"] <= 1.0
     logged = (result.run_dir / "fold_0" / "logs" / "metrics.csv").read_text()
     assert "train/adversary_loss" in logged
+    from ser.report.predictions import read_predictions
+
+    saved = read_predictions(result.run_dir / "fold_0" / "predictions.npz")  # a zero speaker column predicts
+    assert_predict_scores_like_the_test(cfg, result.folds[0].checkpoint, saved)
 
 
 @pytest.mark.parametrize("family", ["svm", "feature_mlp"])
@@ -127,8 +148,12 @@ def test_vector_families_fuse_early_by_concatenation(tiny_cfg_factory, family: s
     from ser.training.fit import fit_folds
 
     cfg = tiny_cfg_factory(
-        f"model.name={family}", "data.features.kind=egemaps", "data.features.normalize=speaker",
-        "model.fusion=early", "model.fusion_view=gemaps", f"trainer.run_name=concat_{family}",
+        f"model.name={family}",
+        "data.features.kind=egemaps",
+        "data.features.normalize=speaker",
+        "model.fusion=early",
+        "model.fusion_view=gemaps",
+        f"trainer.run_name=concat_{family}",
     )
     prepared = prepare_data(cfg, progress=False)
     assert prepared.layout.parts == ((VECTOR, (88,)), (VIEW, (62,))) and prepared.x.shape[1] == 150
@@ -179,7 +204,10 @@ def test_a_frozen_encoder_is_a_fusion_view(tiny_cfg_factory, tmp_path) -> None:
     pytest.importorskip("transformers")
     folder = save_tiny_encoder("wav2vec2", tmp_path / "wav2vec2")
     cfg = tiny_cfg_factory(
-        *FUSION, "model.fusion=early", "model.fusion_view=encoder", f"model.encoder={folder}",
+        *FUSION,
+        "model.fusion=early",
+        "model.fusion_view=encoder",
+        f"model.encoder={folder}",
         "trainer.run_name=encoder_view",
     )
     prepared = prepare_data(cfg, progress=False)
@@ -203,3 +231,48 @@ def test_a_vector_family_reads_one_encoder_state(tiny_cfg_factory, tmp_path) -> 
         prepare_data(tiny_cfg_factory(*base, f"model.encoder={folder}"), progress=False)
     prepared = prepare_data(tiny_cfg_factory(*base, f"model.encoder={folder}", "model.layer=last"), False)
     assert prepared.layout.parts[0] == (VECTOR, (88,)) and len(prepared.layout.shape(VIEW)) == 1
+
+
+def test_predict_rebuilds_an_efficientat_view_at_the_encoder_rate(tiny_cfg_factory, tmp_path) -> None:
+    """The recipe's shape: a 16 kHz CNN fused late with a 32 kHz AudioSet encoder. The scorer resamples each
+    16 kHz window to the encoder's rate: its row has the cached log-mel exactly and the cached view within
+    the cache's float16 step (a tiny random encoder's states barely vary between clips, so compare before
+    the speaker standardisation, which would magnify that step); `ser predict` labels a file; another file
+    in model.encoder's place is refused in one line."""
+    from ser.data.audio import fix_length, load_audio
+    from ser.data.datamodule import build_dataset, prepare_data
+    from ser.inference.checkpoint import CheckpointError
+    from ser.inference.predict import predict_paths
+    from ser.inference.scorer import load_scorer
+    from ser.training.fit import fit_folds
+    from tests.helpers.audioset import write_tiny_efficientat
+
+    encoder = write_tiny_efficientat(tmp_path / "mn01_as.pt")
+    cfg = tiny_cfg_factory(
+        *FUSION,
+        "model.fusion=late",
+        "model.fusion_view=encoder",
+        f"model.encoder=efficientat:{encoder}",
+        "data.features.normalize=none",
+        "trainer.run_name=efficientat_view",
+    )
+    prepared = prepare_data(cfg, progress=False)
+    assert len(prepared.layout.shape(VIEW)) == 2  # per-layer means at 32 kHz beside the 16 kHz log-mel
+    result = fit_folds(cfg.copy(), prepared=prepared)
+    checkpoint = result.folds[0].checkpoint
+    scorer = load_scorer(checkpoint)
+    by_id = {u.id: u for u in build_dataset(cfg.data, check_audio=False, progress=False).utterances}
+    ids = prepared.utterance_ids[:6]
+    windows = np.stack(
+        [fix_length(load_audio(by_id[i].path, 16000, normalize=scorer.audio_normalize), 16000) for i in ids]
+    )
+    got = scorer.layout.split(scorer.features(windows).numpy())
+    cached = scorer.layout.split(np.asarray(prepared.x[: len(ids)]))
+    np.testing.assert_array_equal(got[SPECTROGRAM], cached[SPECTROGRAM])
+    np.testing.assert_allclose(got[VIEW], cached[VIEW], rtol=2**-10, atol=1e-6)  # one float16 step
+    assert not np.array_equal(got[VIEW], np.zeros_like(got[VIEW]))
+    result = predict_paths(checkpoint, [by_id[ids[0]].path])[0]
+    assert result["label"] in scorer.labels and abs(sum(result["probabilities"].values()) - 1) < 1e-3
+    write_tiny_efficientat(encoder, seed=1)  # other weights where the view's encoder was
+    with pytest.raises(CheckpointError, match="fusion view needs its encoder.*model.encoder"):
+        load_scorer(checkpoint)

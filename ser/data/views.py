@@ -78,6 +78,21 @@ def needs_views(cfg: Any) -> bool:
     return str(cfg.model.fusion) != "none" or float(cfg.model.adversary_weight) > 0
 
 
+def encoder_view_config(cfg: Any) -> tuple[Any, Any]:
+    """(the config the encoder view is extracted with, the resolved encoder): per-layer utterance means
+    whatever the CNN's augmentation, of the same clip at the encoder's own rate (EfficientAT: 32 kHz).
+    Training caches the view with it and `ser predict` recomputes it with it, so both see the same."""
+    from ser.data.encoders.source import resolve_encoder
+
+    view_cfg = cfg.copy()  # granularity() reads pooling and augmentation: utterance means
+    view_cfg.model.ssl_pooling = "mean"
+    view_cfg.data.augment.specaugment_p = 0.0
+    view_cfg.data.augment.time_stretch_p = 0.0
+    source = resolve_encoder(cfg.model.encoder, cfg.model.encoder_revision, cfg.data.features.cache_dir)
+    view_cfg.data.audio.sample_rate = int(source.sampling_rate)
+    return view_cfg, source
+
+
 def view_array(cfg: Any, rows: Sequence[Any], progress: bool) -> tuple[np.ndarray, float]:
     """The second view of `rows` (utterances, in order): [N, D] vectors or [N, L, D] encoder states
     (per-layer time means), float32, from the feature cache; and the seconds spent computing it."""
@@ -85,17 +100,10 @@ def view_array(cfg: Any, rows: Sequence[Any], progress: bool) -> tuple[np.ndarra
 
     view, cache_dir = str(cfg.model.fusion_view), cfg.data.features.cache_dir
     if view == "encoder":
-        from ser.data.embeddings import load_embeddings, resolve
-        from ser.data.encoders.source import resolve_encoder
+        from ser.data.embeddings import load_embeddings
 
-        view_cfg = cfg.copy()  # utterance means whatever the CNN's augmentation (granularity() reads it)
-        view_cfg.model.ssl_pooling = "mean"
-        view_cfg.data.augment.specaugment_p = 0.0
-        view_cfg.data.augment.time_stretch_p = 0.0
-        # the encoder hears the same clip at its own rate (EfficientAT: 32 kHz), decoded and cached at it
-        source = resolve_encoder(cfg.model.encoder, cfg.model.encoder_revision, cache_dir)
-        view_cfg.data.audio.sample_rate = int(source.sampling_rate)
-        loaded = load_embeddings(rows, view_cfg, resolve(view_cfg), progress=progress)
+        view_cfg, source = encoder_view_config(cfg)
+        loaded = load_embeddings(rows, view_cfg, source, progress=progress)
     else:
         loaded = load_features(rows, cfg.data.audio, cfg.data.features, view, cache_dir, progress)
     if list(loaded.ids) != [u.id for u in rows]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ser.config.errors import UserError
 from ser.data.normalize import SpeakerStats
+from ser.inference.packed import PackedStats
 from ser.inference.scorer import load_scorer, score_wave, windows_of
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".ogg")
@@ -108,14 +109,14 @@ def predict_paths(
             except AudioError as exc:
                 yield path, exc.reason
 
-    stats: dict[str, SpeakerStats] = {}
+    stats: dict[str, SpeakerStats | PackedStats] = {}
     if scorer.speaker_normalized:
         shared = {key for key in keys if keys.count(key) > 1}  # a file alone needs no first pass
         if shared:
             for key, (_, wave) in zip(keys, waves()):
                 if key in shared and not isinstance(wave, str):
                     scorer.speaker_stats(
-                        windows_of(scorer, wave, window, hop)[2], stats.setdefault(key, SpeakerStats())
+                        windows_of(scorer, wave, window, hop)[2], stats.setdefault(key, scorer.new_stats())
                     )
     clip = CLIP_NORMALIZATION.get(str(scorer.checkpoint.cfg.data.features.normalize), "per clip")
     results = []

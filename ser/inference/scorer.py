@@ -7,7 +7,7 @@ training validated.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,9 @@ import torch
 from ser.config.errors import UserError
 from ser.data.features import SMILE_KINDS
 from ser.data.normalize import SpeakerStats
+from ser.data.views import VIEW, Layout
 from ser.inference.checkpoint import CheckpointError, LoadedCheckpoint, read_checkpoint, restore_classifier
+from ser.inference.packed import PackedStats, encoder_view, packed_rows
 
 MAX_WINDOWS = 20_000  # per file: an hour at a 0.2 s hop
 
@@ -56,32 +58,44 @@ class Scorer:
         """Trained with `data.features.normalize=speaker`: inputs need their speaker's statistics."""
         return str(self.checkpoint.cfg.data.features.normalize) == "speaker"
 
+    layout: Layout | None = None  # fusion / adversary checkpoints: the packed row the network reads
+    view: Callable[[np.ndarray], torch.Tensor] | None = None  # windows -> the row's second view
+
     @torch.no_grad()
     def features(self, windows: np.ndarray) -> torch.Tensor:
-        """What the model's pipeline receives for these windows (cached-style features or waveforms)."""
+        """What the model's pipeline receives for these windows (cached-style features or waveforms; for
+        a fusion / adversary model, the packed row of those and the second view)."""
         windows = np.asarray(windows, dtype=np.float32)
-        if self.checkpoint.kind == "handcrafted":
-            from ser.data.features import handcrafted_features
+        kind = self.checkpoint.kind
+        if kind == "handcrafted" or kind in SMILE_KINDS:
+            main = vector_features(kind, windows, self.sample_rate)
+        else:
+            x = torch.from_numpy(windows)
+            main = self.featurize(x) if self.featurize is not None else x
+        if self.layout is None:
+            return main
+        return packed_rows(
+            self.checkpoint.path, self.layout, self.layout.parts[0][0], main, self.view, windows
+        )
 
-            return torch.from_numpy(np.stack([handcrafted_features(w, self.sample_rate) for w in windows]))
-        if self.checkpoint.kind in SMILE_KINDS:
-            from ser.data.smile import extractor, smile_vector
+    def new_stats(self) -> SpeakerStats | PackedStats:
+        """Empty statistics of one speaker, per part of the row for a packed model."""
+        return SpeakerStats() if self.layout is None else PackedStats(self.layout)
 
-            smile = extractor(self.checkpoint.kind)
-            return torch.from_numpy(np.stack([smile_vector(smile, w, self.sample_rate) for w in windows]))
-        x = torch.from_numpy(windows)
-        return self.featurize(x) if self.featurize is not None else x
-
-    def speaker_stats(self, windows: Sequence[np.ndarray], stats: SpeakerStats | None = None) -> SpeakerStats:
+    def speaker_stats(
+        self, windows: Sequence[np.ndarray], stats: SpeakerStats | PackedStats | None = None
+    ) -> SpeakerStats | PackedStats:
         """Statistics of one speaker from their windows (fixed-length, normalised like training audio),
         in batches of 64; added to `stats` when given (several files of one speaker)."""
-        stats = SpeakerStats() if stats is None else stats
+        stats = self.new_stats() if stats is None else stats
         for i in range(0, len(windows), 64):
             stats.update(self.features(np.stack(windows[i : i + 64])))
         return stats
 
     @torch.no_grad()
-    def probabilities(self, windows: np.ndarray, speaker: SpeakerStats | None = None) -> np.ndarray:
+    def probabilities(
+        self, windows: np.ndarray, speaker: SpeakerStats | PackedStats | None = None
+    ) -> np.ndarray:
         """Windows must already be normalised like training audio (`audio_normalize`).
 
         For a speaker-normalised model, `speaker` holds the speaker's statistics; without it these windows
@@ -89,7 +103,7 @@ class Scorer:
         """
         x = self.features(windows)
         if self.speaker_normalized:
-            x = (speaker or SpeakerStats().update(x)).standardize(x)
+            x = (speaker or self.new_stats().update(x)).standardize(x)
         logits = self.model(x)
         probs = torch.softmax(logits.float(), dim=-1).numpy()
         if not np.isfinite(probs).all():  # NaN weights or an input the features overflowed on
@@ -102,12 +116,7 @@ class Scorer:
 
 def load_scorer(checkpoint_path: str | Path) -> Scorer:
     ckpt = read_checkpoint(checkpoint_path)
-    if ckpt.info.get("layout") is not None:
-        raise CheckpointError(
-            f"{ckpt.path}: a fusion / speaker-adversary model reads packed views of a corpus; score it with "
-            "`ser evaluate` (ser predict, live and serve take single-view models)"
-        )
-    model = restore_classifier(ckpt)
+    model = restore_classifier(ckpt)  # checks the layout record too
     featurize = None
     if not ckpt.waveform_mode and ckpt.kind in ("logmel", "mfcc"):
         from ser.data.features import make_frontend
@@ -117,7 +126,33 @@ def load_scorer(checkpoint_path: str | Path) -> Scorer:
         ).eval()
     elif ckpt.kind == "embeddings":
         featurize = frozen_encoder(ckpt)
-    return Scorer(model=model, checkpoint=ckpt, featurize=featurize)
+    layout, view = None, None
+    if ckpt.info.get("layout") is not None:  # fusion / adversary: packed rows (ser.inference.packed)
+        layout = Layout.from_record(ckpt.info["layout"])
+        if layout.has(VIEW):
+            view = view_function(ckpt)
+    return Scorer(model=model, checkpoint=ckpt, featurize=featurize, layout=layout, view=view)
+
+
+def vector_features(kind: str, windows: np.ndarray, sample_rate: int) -> torch.Tensor:
+    """The 193 librosa statistics or an openSMILE set of each window, as the feature cache holds them."""
+    if kind == "handcrafted":
+        from ser.data.features import handcrafted_features
+
+        return torch.from_numpy(np.stack([handcrafted_features(w, sample_rate) for w in windows]))
+    from ser.data.smile import extractor, smile_vector
+
+    smile = extractor(kind)
+    return torch.from_numpy(np.stack([smile_vector(smile, w, sample_rate) for w in windows]))
+
+
+def view_function(ckpt: LoadedCheckpoint) -> Callable[[np.ndarray], torch.Tensor]:
+    """Windows -> the second view a fusion checkpoint was trained with (model.fusion_view)."""
+    view = str(ckpt.cfg.model.fusion_view)
+    if view == "encoder":
+        return encoder_view(ckpt)
+    rate = int(ckpt.cfg.data.audio.sample_rate)
+    return lambda windows: vector_features(view, np.asarray(windows, dtype=np.float32), rate)
 
 
 def frozen_encoder(ckpt: LoadedCheckpoint) -> torch.nn.Module:
@@ -170,7 +205,7 @@ def score_wave(
     wave: np.ndarray,
     window: float | None = None,
     hop: float | None = None,
-    speaker: SpeakerStats | None = None,
+    speaker: SpeakerStats | PackedStats | None = None,
 ) -> dict[str, Any]:
     """Per-window and overall (mean of window probabilities) predictions for one waveform.
 

@@ -21,6 +21,7 @@ from ser.data.audio import SILENCE_PEAK, fix_length, normalize_wave
 
 if TYPE_CHECKING:  # importing the scorer pulls in torch; `ser --help` should not pay for it
     from ser.data.normalize import SpeakerStats
+    from ser.inference.packed import PackedStats
     from ser.inference.scorer import Scorer
 
 
@@ -119,11 +120,9 @@ class StreamingScorer:
         self._ema: np.ndarray | None = None
         self.count = 0
         # a speaker-normalised model: the speaker's statistics so far, over every window heard
-        self._speaker: SpeakerStats | None = None
+        self._speaker: SpeakerStats | PackedStats | None = None
         if self.scorer.speaker_normalized:
-            from ser.data.normalize import SpeakerStats
-
-            self._speaker = SpeakerStats()
+            self._speaker = self.scorer.new_stats()
 
     @property
     def sample_rate(self) -> int:

@@ -84,6 +84,14 @@ def checkpoint_info(
         info["encoder"] = prepared.encoder
     if prepared.layout is not None:  # packed views (fusion, the speaker adversary)
         info["layout"] = prepared.layout.to_record()
+        if str(cfg.model.fusion) != "none" and cfg.model.fusion_view == "encoder":
+            from ser.data.encoders.source import resolve_encoder
+
+            # which weights made the view: `ser predict` recomputes it and must use the same ones
+            source = resolve_encoder(
+                cfg.model.encoder, cfg.model.encoder_revision, cfg.data.features.cache_dir
+            )
+            info["view_encoder"] = {"source": source.source, "identity": source.identity}
     return info
 
 
