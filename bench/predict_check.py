@@ -23,11 +23,6 @@ from pathlib import Path
 import numpy as np
 
 
-def macro_recall(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    recalls = [float((pred[y == c] == c).mean()) for c in range(n_classes) if (y == c).any()]
-    return float(np.mean(recalls))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("fold_dir", type=Path, help="a fold folder of `ser fit`: best.ckpt, predictions.npz")
@@ -38,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from ser.inference.checkpoint import read_checkpoint
     from ser.inference.predict import predict_paths
     from ser.report.predictions import read_predictions
+    from ser.sweep.stats import unweighted_accuracy
 
     checkpoints = sorted(args.fold_dir.glob("*.ckpt"))
     if not checkpoints:
@@ -68,12 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     labels = ckpt.labels
     probs = np.array([[results[i]["probabilities"][label] for label in labels] for i in saved.ids])
     pred, cached = probs.argmax(1), saved.probs.argmax(1)
-    n = len(labels)
     agree = float((pred == cached).mean())
     print(f"checkpoint {checkpoint} ({ckpt.info.get('layout') and 'packed views' or 'single view'})")
     print(f"test speakers {', '.join(speakers)}: {len(saved.ids)} utterances ({len(paths)} files scored)")
-    print(f"test UA from the cache (the fold's test)  {100 * macro_recall(saved.y, cached, n):.1f}")
-    print(f"test UA from audio (ser predict)          {100 * macro_recall(saved.y, pred, n):.1f}")
+    print(f"test UA from the cache (the fold's test)  {100 * unweighted_accuracy(saved.y, cached):.1f}")
+    print(f"test UA from audio (ser predict)          {100 * unweighted_accuracy(saved.y, pred):.1f}")
     diff = np.abs(probs - saved.probs).max()
     print(f"same label {100 * agree:.1f}% of utterances; max |prob diff| {diff:.4f}")
     print(f"predict: {seconds:.1f} s for {len(paths)} files ({1000 * seconds / len(paths):.0f} ms per file)")
