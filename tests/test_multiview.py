@@ -83,6 +83,33 @@ def assert_predict_scores_like_the_test(cfg, checkpoint, saved) -> None:
     labels = read_checkpoint(checkpoint).labels  # the order of saved.probs' columns
     got = {i: [r["probabilities"][label] for label in labels] for i, r in zip(mine, results)}
     np.testing.assert_allclose([got[i] for i in saved.ids], saved.probs, atol=2e-4)  # rounded to 4 places
+    assert_live_runs_the_front_end_once_per_window(checkpoint)
+
+
+def assert_live_runs_the_front_end_once_per_window(checkpoint) -> None:
+    """`ser live` on a speaker-normalised packed model: the statistics so far and the model read the same
+    features, computed once per window (an encoder view is the costly part), with the probabilities of
+    computing them twice (update the speaker's statistics, then score the window)."""
+    from ser.data.audio import normalize_wave
+    from ser.inference.scorer import load_scorer
+    from ser.inference.streaming import StreamingScorer
+
+    scorer = load_scorer(checkpoint)
+    assert scorer.speaker_normalized and scorer.layout is not None
+    win = scorer.window_samples
+    wave = np.random.default_rng(5).normal(0.0, 0.1, 3 * win).astype(np.float32)
+    reference, stats = [], scorer.new_stats()
+    for k in range(3):
+        window = normalize_wave(wave[k * win : (k + 1) * win], scorer.audio_normalize)[None, :]
+        stats.update(scorer.features(window))
+        reference.append(scorer.probabilities(window, stats)[0])
+    calls = []
+    features = scorer.features
+    scorer.features = lambda windows: calls.append(len(windows)) or features(windows)
+    results = StreamingScorer(scorer, hop=win / scorer.sample_rate, smoothing=1.0).push(wave)
+    assert calls == [1, 1, 1] and len(results) == 3
+    got = [[r.probabilities[label] for label in scorer.labels] for r in results]
+    np.testing.assert_allclose(got, reference, atol=1e-6)
 
 
 def test_late_fusion_trains_each_model_on_its_own_loss(tiny_cfg_factory) -> None:

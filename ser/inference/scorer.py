@@ -7,7 +7,7 @@ training validated.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,14 @@ class Scorer:
         For a speaker-normalised model, `speaker` holds the speaker's statistics; without it these windows
         alone stand for the speaker.
         """
-        x = self.features(windows)
+        return self.score_features(self.features(windows), speaker)
+
+    @torch.no_grad()
+    def score_features(
+        self, x: torch.Tensor, speaker: SpeakerStats | PackedStats | None = None
+    ) -> np.ndarray:
+        """`probabilities` from features already computed by `features` (a live stream or a file uses them
+        for the speaker's statistics too, so the front end, an encoder included, runs once per window)."""
         if self.speaker_normalized:
             x = (speaker or self.new_stats().update(x)).standardize(x)
         logits = self.model(x)
@@ -213,11 +220,17 @@ def score_wave(
     """
     sr = scorer.sample_rate
     starts, win, chunks = windows_of(scorer, wave, window, hop)
-    if scorer.speaker_normalized and speaker is None:
-        speaker = scorer.speaker_stats(chunks)
-    probs = np.concatenate(
-        [scorer.probabilities(np.stack(chunks[i : i + 64]), speaker) for i in range(0, len(chunks), 64)]
+    batches: Iterable[torch.Tensor] = (
+        scorer.features(np.stack(chunks[i : i + 64])) for i in range(0, len(chunks), 64)
     )
+    if scorer.speaker_normalized and speaker is None:
+        # this recording stands for its speaker: its features are kept for the second pass rather than
+        # computed again (an encoder view would run twice); the windows themselves are held already
+        batches = list(batches)
+        speaker = scorer.new_stats()
+        for x in batches:
+            speaker.update(x)
+    probs = np.concatenate([scorer.score_features(x, speaker) for x in batches])
     overall = probs.mean(axis=0)
     labels = scorer.labels
     windows = [

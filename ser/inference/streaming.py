@@ -159,9 +159,10 @@ class StreamingScorer:
         peak = float(np.abs(wave).max()) if wave.size else 0.0
         wave = normalize_wave(wave, self.scorer.audio_normalize)
         wave = fix_length(wave, self.scorer.window_samples, crop=self._crop)
+        x = self.scorer.features(wave[None, :])  # once: for the speaker's statistics and for the model
         if self._speaker is not None:
-            self._speaker.update(self.scorer.features(wave[None, :]))
-        probs = self.scorer.probabilities(wave[None, :], self._speaker)[0].astype(np.float64)
+            self._speaker.update(x)
+        probs = self.scorer.score_features(x, self._speaker)[0].astype(np.float64)
         latency = (time.perf_counter() - began) * 1000.0
         a = self.smoothing
         self._ema = probs if self._ema is None else a * probs + (1.0 - a) * self._ema
