@@ -16,6 +16,13 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tests (the Ray sweeps, the benchmarks' dry runs) first, otherwise in file order: the suite
+    runs on 2 workers (pytest-xdist, pyproject's addopts), and a 3-minute sweep collected last would run
+    alone at the end while the other worker sits idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def write_wav(
     path: str | Path,
     seconds: float = 0.3,
