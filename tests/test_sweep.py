@@ -34,8 +34,8 @@ TINY_FIXED = {
 
 
 def write_sweep(path: Path, **sections) -> Path:
-    body = {"name": "t", "fixed": dict(TINY_FIXED), **sections}
-    body["fixed"].update(sections.get("fixed", {}))
+    """A sweep file of the tiny trial; a `fixed` section adds to (or overrides) TINY_FIXED."""
+    body = {"name": "t", **sections, "fixed": {**TINY_FIXED, **sections.get("fixed", {})}}
     path.write_text(yaml.safe_dump(body))
     return path
 
@@ -353,8 +353,37 @@ def _wait_for_epochs(exp: Path, epochs: int, trials: int = 1, timeout: float = 3
         reported = [len(p.read_text().strip().splitlines()) - 1 for p in exp.glob("run_trial_*/progress.csv")]
         if sum(n >= epochs for n in reported) >= trials:
             return
-        time.sleep(0.3)
+        time.sleep(0.02)  # a tiny trial's epoch takes a fraction of a second: see it while it runs
     raise AssertionError(f"{trials} trial(s) did not reach {epochs} epochs in {timeout} s")
+
+
+def _kill_session(sid: int) -> None:
+    """kill -9 every process of the sweep's session at once, as a job scheduler or a crash would. Not
+    `os.killpg`: Ray puts its workers in process groups of their own, and a trial worker outlives its
+    killed driver by seconds, still training and writing into the trial's folder."""
+
+    def members() -> list[int]:
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # gone meanwhile
+            if int(fields[3]) == sid and fields[0] != "Z":
+                pids.append(int(stat.parent.name))
+        return pids
+
+    for _ in range(20):  # a process forked meanwhile is caught on the next pass
+        pids = members()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"processes of session {sid} survived kill -9: {members()}")
 
 
 def _board(exp: Path) -> list[dict[str, str]]:
@@ -370,7 +399,8 @@ def test_resume_continues_trials_where_they_stopped(tiny_env, ray_session, tmp_p
     The board lists every trial at every stage; the resumed sweep prints and logs what an uninterrupted
     one does (trial lines, W&B runs finished with their test metrics and state, one summary run).
 
-    Work kept small: 2 trials x 2 folds x 2 epochs; the reference (both trials at once) and the last
+    Work kept small: 2 trials x 2 folds x 4 epochs (an interruption seen at epoch 1 lands mid-trial);
+    the reference (both trials at once) and the last
     resume run in this process's Ray session, only the two interrupted runs start their own (they must be
     killable)."""
     from io import StringIO
@@ -382,7 +412,7 @@ def test_resume_continues_trials_where_they_stopped(tiny_env, ray_session, tmp_p
     sections = dict(
         space={"model.kernel_size": {"grid": [3, 5]}},
         fixed={"model.dropout": "both", "data.augment.specaugment_p": 0.5, "optim.ema_decay": 0.5},
-        scheduler={"name": "fifo", "max_t": 2},
+        scheduler={"name": "fifo", "max_t": 4},
         cv={"folds": 2},
         max_concurrent_trials=1,
         wandb={"enabled": True, "mode": "offline"},
@@ -407,7 +437,7 @@ def test_resume_continues_trials_where_they_stopped(tiny_env, ray_session, tmp_p
     assert "completed" not in statuses
     proc = _sweep_process(sweep_file, "--resume")
     _wait_for_epochs(exp, 1, trials=2)  # the second trial has started
-    os.killpg(proc.pid, signal.SIGKILL)  # the harshest interruption: no chance to clean up
+    _kill_session(proc.pid)  # the harshest interruption: no chance to clean up
     proc.wait()
     console = StringIO()
     result = run_sweep(load_sweep(sweep_file), resume=True, console=Console(file=console, width=200))
@@ -417,14 +447,14 @@ def test_resume_continues_trials_where_they_stopped(tiny_env, ray_session, tmp_p
     got = _curves(exp)
     assert sorted(got) == sorted(expected) == ["3", "5"]
     for kernel, curve in expected.items():
-        assert len(got[kernel]) == len(curve) == 2 * 2 * 3  # 2 folds x 2 epochs x 3 metrics, none lost
+        assert len(got[kernel]) == len(curve) == 2 * 4 * 3  # 2 folds x 4 epochs x 3 metrics, none lost
         assert got[kernel] == pytest.approx(curve, rel=1e-5), kernel
     assert [r["status"] for r in _board(exp)] == ["completed", "completed"]
     # the resumed sweep's console: the trial that ended before, then the one it continued
     first, second = sorted(r["trial_id"] for r in result["rows"])
     printed = console.getvalue()
     assert f"trial {first} completed (before the resume)" in printed, printed
-    assert f"trial {second} started" in printed and f"trial {second} completed after 2 epoch(s)" in printed
+    assert f"trial {second} started" in printed and f"trial {second} completed after 4 epoch(s)" in printed
     # W&B: each trial's last run segment (same run id across resumes) finished with test/uar, its
     # confusion matrix and state; one summary run for the sweep
     runs = find_runs(exp)
