@@ -336,6 +336,9 @@ def run_sweep(
                 search_alg=build_searcher(plan.sweep, plan.space),
                 num_samples=int(plan.sweep.num_samples),
                 max_concurrent_trials=int(plan.sweep.max_concurrent_trials) or None,
+                # a trial's process (interpreter, torch, Lightning: seconds on a small CPU) serves the
+                # next trial of the same resources: ASHA's short stopped trials pay it once
+                reuse_actors=True,
             ),
             run_config=run_config,
         )

@@ -372,8 +372,9 @@ class FusedRun:
         if refusal is not None:
             raise ConfigError(f"invalid config key 'trainer.fused': {refusal}")
         self.device = resolve_device(cfg)
-        if cfg.trainer.deterministic:
-            torch.use_deterministic_algorithms(True)
+        # both ways, as Lightning's Trainer does: a process that runs several trials (Tune reuses its
+        # actors) must not keep the last one's setting
+        torch.use_deterministic_algorithms(bool(cfg.trainer.deterministic))
         self.members = [self._member(spec) for spec in specs]
         if fuse_network:
             try:
