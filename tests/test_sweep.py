@@ -400,9 +400,8 @@ def test_resume_continues_trials_where_they_stopped(tiny_env, ray_session, tmp_p
     one does (trial lines, W&B runs finished with their test metrics and state, one summary run).
 
     Work kept small: 2 trials x 2 folds x 4 epochs (an interruption seen at epoch 1 lands mid-trial);
-    the reference (both trials at once) and the last
-    resume run in this process's Ray session, only the two interrupted runs start their own (they must be
-    killable)."""
+    the reference (both trials at once) and the last resume run in this process's Ray session, only the
+    two interrupted runs start their own (they must be killable)."""
     from io import StringIO
 
     from rich.console import Console
