@@ -84,7 +84,7 @@ def config(args: argparse.Namespace, variant: str, out: Path):
 
 
 def prepare(args: argparse.Namespace, cfg):
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
 
     dataset = select_dataset(cfg, args.limit) if args.limit else None
     return prepare_data(cfg, progress=False, dataset=dataset)

@@ -151,7 +151,8 @@ def read_files_once(paths: Iterable[str]) -> None:
 # ------------------------------------------------------------------------------------------ ser side
 def ser_train_batches(cfg: DictConfig, dataset: Any, fold: int, device: torch.device):
     """prepare_data (through the configured cache dir) -> SERDataModule -> its train loader on `device`."""
-    from ser.data.datamodule import SERDataModule, TensorBatches, prepare_data
+    from ser.data.datamodule import SERDataModule, TensorBatches
+    from ser.data.prepared import prepare_data
 
     prepared = prepare_data(cfg, progress=False, dataset=dataset)
     dm = SERDataModule(cfg, prepared, fold)
@@ -213,8 +214,8 @@ def summary_rows(variants: Sequence[Variant]) -> list[dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """Run the benchmark, print the table and the RATIOS line; returns the ratios."""
-    from ser.data.datamodule import resolve_feature_kind
     from ser.data.folds import speaker_folds, split_utterances
+    from ser.data.prepared import resolve_feature_kind
     from ser.models.pipeline import build_classifier
 
     args = parse_args(argv)

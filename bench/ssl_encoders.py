@@ -80,7 +80,7 @@ def touch_all(array: np.ndarray) -> float:
 def time_extraction(cfg, dataset, cache_root: Path, repeats: int) -> dict[str, float]:
     """Median seconds of prepare_data cold (fresh states cache) and cached, waveforms pre-decoded."""
     from ser.data.cache import load_waveforms
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
 
     load_waveforms(dataset.utterances, cfg.data.audio, cache_dir=str(cache_root / "waves"), progress=False)
     cold, cached = [], []
@@ -150,7 +150,7 @@ def with_cache(cfg, cache_dir: Path, **model):
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     import torch
 
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
 
     torch.set_num_threads(1)
     args = parse_args(list(sys.argv[1:] if argv is None else argv))

@@ -78,7 +78,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def feature_array(sweep_file: Path, overrides: Sequence[str]) -> tuple[int, tuple[int, ...], list[str]]:
     """(bytes, shape, labels) of the array every trial is handed (computed into the cache if new)."""
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
     from ser.sweep.spec import load_sweep
 
     data = prepare_data(load_sweep(sweep_file, list(overrides)).base, progress=True)

@@ -87,7 +87,8 @@ def datamodule(cfg: ConfigLike, fold: int = 0, progress: bool | None = None) -> 
     `dm.split_speakers()` and `dm.split_sizes()` say what the fold holds; `dm.train_dataloader()` and
     friends yield `(x, y)` batches.
     """
-    from ser.data.datamodule import SERDataModule, prepare_data
+    from ser.data.datamodule import SERDataModule
+    from ser.data.prepared import prepare_data
 
     cfg = _config(cfg)
     show = bool(cfg.trainer.progress_bar) if progress is None else progress

@@ -229,7 +229,7 @@ def _cfg(tmp_path: Path, encoder: str, *overrides: str):
 
 
 def test_patch_embeddings_are_cached_once_per_file_sha256(tiny_env, yamnet_file, tmp_path: Path) -> None:
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
 
     cfg = _cfg(tmp_path, f"yamnet:{yamnet_file[0]}")
     first, second = prepare_data(cfg, progress=False), prepare_data(cfg, progress=False)
@@ -243,7 +243,7 @@ def test_patch_embeddings_are_cached_once_per_file_sha256(tiny_env, yamnet_file,
 
 
 def test_efficientat_needs_its_32_khz_audio(tiny_env, efficientat_file: Path, tmp_path: Path) -> None:
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
 
     with pytest.raises(ConfigError, match=r"data\.audio\.sample_rate=32000"):
         prepare_data(_cfg(tmp_path, f"efficientat:{efficientat_file}"), progress=False)

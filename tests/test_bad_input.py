@@ -132,7 +132,7 @@ def test_checkpoint_errors_do_not_advise_unpickling(tmp_path: Path, capsys) -> N
 
 
 def test_a_damaged_cache_entry_is_reported_and_rebuilt(tiny_cfg_factory, capsys) -> None:
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
 
     cfg = tiny_cfg_factory()
     first = prepare_data(cfg, progress=False)

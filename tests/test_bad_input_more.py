@@ -324,7 +324,7 @@ ANY_UTF8 = "file name is not valid UTF-8: rename it"
 
 # -------------------------------------------------------------------------------------- the cache
 def test_reordering_a_cache_entrys_ids_is_caught(tiny_cfg_factory, capsys) -> None:
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
 
     cfg = tiny_cfg_factory()
     first = prepare_data(cfg, progress=False)

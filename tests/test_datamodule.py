@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from ser.data.datamodule import SERDataModule, TensorBatches, prepare_data
+from ser.data.datamodule import SERDataModule, TensorBatches
 from ser.data.normalize import FeatureNormalizer
+from ser.data.prepared import prepare_data
 from ser.models.pipeline import build_classifier
 
 ALL_AUGMENT = [

@@ -237,7 +237,7 @@ def test_fused_folds_train_exactly_like_separate_folds(tiny_cfg_factory, tmp_pat
     """Fused K=3 (uneven folds: different batch counts and last-batch sizes) gives every fold the same
     per-epoch validation UA, history, selected epoch, test confusion, best checkpoint and final weights
     as K separate `train_fold` runs, within float tolerance."""
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
     from ser.training.fused import MemberSpec
 
     cfg = tiny_cfg_factory(*UNEVEN, *settings)
@@ -259,7 +259,7 @@ def test_fused_folds_train_exactly_like_separate_folds(tiny_cfg_factory, tmp_pat
 @pytest.mark.slow
 def test_a_seed_ensemble_trains_as_one_fused_model(tiny_cfg_factory, tmp_path: Path) -> None:
     """K seeds on one split as one fused model: member j equals `train_fold` with trainer.seed = seeds[j]."""
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
     from ser.training.fused import FusedRun, MemberSpec, train_seeds_fused
 
     cfg = tiny_cfg_factory("model.dropout=both", "data.augment.specaugment_p=0.5", "optim.ema_decay=0.9")
@@ -345,7 +345,7 @@ def test_cv_trial_fuses_reports_fold_means_and_resumes_where_it_stopped(tiny_cfg
     trial interrupted after epoch 1 and resumed from the reported states (here with trainer.fused=auto:
     on a CPU the same loop without fusing the networks) ends with the curves and best checkpoints of the
     uninterrupted trial."""
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
 
     cfg = tiny_cfg_factory(
         *UNEVEN, "trainer.fused=always", "model.dropout=both", "data.augment.specaugment_p=0.5",
@@ -379,7 +379,7 @@ def test_cv_trial_fuses_reports_fold_means_and_resumes_where_it_stopped(tiny_cfg
 def test_cv_trial_of_a_family_that_cannot_fuse_trains_in_threads_with_a_note(
     tiny_cfg_factory, tmp_path
 ) -> None:
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
 
     cfg = tiny_cfg_factory(
         "model.name=cnn_lstm",

@@ -33,7 +33,7 @@ def test_layout_splits_and_joins_rows() -> None:
 
 @pytest.mark.parametrize("mode", ["early", "late"])
 def test_fusion_trains_through_train_fold_and_restores(tiny_cfg_factory, mode: str) -> None:
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
     from ser.inference.checkpoint import read_checkpoint, restore_classifier
     from ser.report.predictions import read_predictions
     from ser.training.fit import fit_folds
@@ -69,7 +69,7 @@ def assert_predict_scores_like_the_test(cfg, checkpoint, saved) -> None:
     each speaker over all their clips), gives the probabilities the fold's test wrote from the cache: the
     packed row (spectrogram, view, speaker column) is rebuilt from audio alone and standardised part by
     part."""
-    from ser.data.datamodule import build_dataset
+    from ser.data.dataset import build_dataset
     from ser.inference.checkpoint import read_checkpoint
     from ser.inference.predict import predict_paths
 
@@ -113,7 +113,8 @@ def assert_live_runs_the_front_end_once_per_window(checkpoint) -> None:
 
 
 def test_late_fusion_trains_each_model_on_its_own_loss(tiny_cfg_factory) -> None:
-    from ser.data.datamodule import SERDataModule, prepare_data
+    from ser.data.datamodule import SERDataModule
+    from ser.data.prepared import prepare_data
     from ser.training.parts import build_fold_model
 
     cfg = tiny_cfg_factory(*FUSION, "model.fusion=late", "model.fusion_view=egemaps", "model.dropout=none")
@@ -132,7 +133,8 @@ def test_late_fusion_trains_each_model_on_its_own_loss(tiny_cfg_factory) -> None
 
 
 def test_speaker_adversary_trains_and_reverses_into_the_cnn(tiny_cfg_factory) -> None:
-    from ser.data.datamodule import SERDataModule, prepare_data
+    from ser.data.datamodule import SERDataModule
+    from ser.data.prepared import prepare_data
     from ser.training.fit import fit_folds
     from ser.training.parts import build_fold_model
 
@@ -170,7 +172,7 @@ def test_speaker_adversary_trains_and_reverses_into_the_cnn(tiny_cfg_factory) ->
 
 @pytest.mark.parametrize("family", ["svm", "feature_mlp"])
 def test_vector_families_fuse_early_by_concatenation(tiny_cfg_factory, family: str) -> None:
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
     from ser.data.views import VECTOR
     from ser.training.fit import fit_folds
 
@@ -224,7 +226,7 @@ def test_sweep_trials_share_packed_rows_only_when_the_rows_are_the_same(tiny_cfg
 
 @pytest.mark.slow
 def test_a_frozen_encoder_is_a_fusion_view(tiny_cfg_factory, tmp_path) -> None:
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
     from ser.training.fit import fit_folds
     from tests.helpers.encoders import N_STATES, save_tiny_encoder
 
@@ -247,7 +249,7 @@ def test_a_frozen_encoder_is_a_fusion_view(tiny_cfg_factory, tmp_path) -> None:
 def test_a_vector_family_reads_one_encoder_state(tiny_cfg_factory, tmp_path) -> None:
     pytest.importorskip("transformers")
     from ser.config import ConfigError
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
     from ser.data.views import VECTOR
     from tests.helpers.encoders import save_tiny_encoder
 
@@ -267,7 +269,8 @@ def test_predict_rebuilds_an_efficientat_view_at_the_encoder_rate(tiny_cfg_facto
     the speaker standardisation, which would magnify that step); `ser predict` labels a file; another file
     in model.encoder's place is refused in one line."""
     from ser.data.audio import fix_length, load_audio
-    from ser.data.datamodule import build_dataset, prepare_data
+    from ser.data.dataset import build_dataset
+    from ser.data.prepared import prepare_data
     from ser.inference.checkpoint import CheckpointError
     from ser.inference.predict import predict_paths
     from ser.inference.scorer import load_scorer

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from ser.config import ConfigError, SyntheticConfig, load_config
-from ser.data.datamodule import PreparedData, SERDataModule, TensorBatches, balanced_weights, prepare_data
+from ser.data.datamodule import SERDataModule, TensorBatches, balanced_weights
 from ser.data.folds import check_disjoint, group_folds, session_groups, speaker_folds
+from ser.data.prepared import PreparedData, prepare_data
 from ser.data.synthetic import write_corpus
 from ser.data.types import CorpusError, Utterance
 

@@ -62,7 +62,7 @@ def test_compare_has_6373_functionals(tmp_path: Path) -> None:
 
 
 def test_speaker_standardised_egemaps_train_svm_and_feature_mlp(tiny_cfg_factory, tmp_path: Path) -> None:
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
     from ser.inference.scorer import load_scorer
     from ser.training.fit import fit_folds
 
@@ -78,7 +78,9 @@ def test_speaker_standardised_egemaps_train_svm_and_feature_mlp(tiny_cfg_factory
     assert svm.metrics["feature"] == "egemaps" and 0.0 <= svm.metrics["folds"][0]["test"]["uar"] <= 1.0
     mlp = fit_folds(
         tiny_cfg_factory(
-            "model.name=feature_mlp", "data.features.kind=egemaps", "data.features.normalize=speaker",
+            "model.name=feature_mlp",
+            "data.features.kind=egemaps",
+            "data.features.normalize=speaker",
             "trainer.run_name=egemaps_mlp",
         )
     )

@@ -98,7 +98,7 @@ def test_code_that_does_not_use_the_family_never_imports_transformers() -> None:
 
 # ---------------------------------------------------------------------------------- cached states
 def test_states_are_computed_once_then_read_from_the_cache(ssl_cfg) -> None:
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
 
     cfg = ssl_cfg()
     first = prepare_data(cfg, progress=False)
@@ -111,7 +111,7 @@ def test_states_are_computed_once_then_read_from_the_cache(ssl_cfg) -> None:
 
 
 def test_audio_at_another_rate_than_the_encoders_is_refused_before_reading_it(ssl_cfg) -> None:
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
 
     with pytest.raises(ConfigError, match=r"data\.audio\.sample_rate=16000"):
         prepare_data(ssl_cfg("data.audio.sample_rate=8000"), progress=False)
@@ -120,7 +120,7 @@ def test_audio_at_another_rate_than_the_encoders_is_refused_before_reading_it(ss
 def test_another_encoder_or_revision_gets_its_own_states(ssl_cfg, tmp_path: Path, monkeypatch) -> None:
     from huggingface_hub import constants
 
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
 
     folder = save_tiny_encoder("wav2vec2", tmp_path / "mine", seed=0)
     before = prepare_data(ssl_cfg(encoder=folder), progress=False)
@@ -142,8 +142,8 @@ def test_another_encoder_or_revision_gets_its_own_states(ssl_cfg, tmp_path: Path
 
 
 def test_time_means_come_from_cached_frames_without_the_encoder(ssl_cfg, monkeypatch) -> None:
-    from ser.data.datamodule import prepare_data
     from ser.data.encoders import stack
+    from ser.data.prepared import prepare_data
 
     frames = prepare_data(ssl_cfg("model.ssl_pooling=stats"), progress=False)
     assert frames.x.ndim == 4 and frames.x.shape[1:3] == (N_STATES, 32)
@@ -158,7 +158,7 @@ def test_time_means_come_from_cached_frames_without_the_encoder(ssl_cfg, monkeyp
 
 
 def test_float16_storage_changes_the_states_only_by_its_rounding(ssl_cfg) -> None:
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
 
     half = np.asarray(prepare_data(ssl_cfg(), progress=False).x, dtype=np.float32)
     full = prepare_data(ssl_cfg("model.ssl_cache_dtype=float32"), progress=False).x
@@ -167,7 +167,7 @@ def test_float16_storage_changes_the_states_only_by_its_rounding(ssl_cfg) -> Non
 
 
 def test_speaker_standardisation_works_on_encoder_states(ssl_cfg) -> None:
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
 
     data = prepare_data(ssl_cfg("data.features.normalize=speaker"), progress=False)
     speakers = np.asarray(data.speakers)
@@ -314,7 +314,7 @@ def test_fine_tuning_trains_the_encoder_but_not_its_feature_encoder(ssl_cfg, tmp
 
 
 def test_layer_wise_decay_gives_each_depth_its_learning_rate(ssl_cfg) -> None:
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
     from ser.models.optim import as_optim_config, param_groups
     from ser.models.pipeline import build_classifier
 

@@ -109,7 +109,7 @@ def _train_trial(plan, data, out: Path, overrides: dict) -> dict:
 
 @pytest.mark.slow
 def test_identical_configs_tie_and_a_clearly_better_one_is_separated(tiny_env, tmp_path: Path):
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
 
     six = {"data.synthetic.speakers": 6, "data.folds": 6, "optim.lr": 0.003}
     plan = _plan(tmp_path, fixed={**TINY, **six}, cv={"folds": 6})
@@ -137,7 +137,7 @@ def test_identical_configs_tie_and_a_clearly_better_one_is_separated(tiny_env, t
 
 @pytest.mark.slow
 def test_confirmation_retrains_k_x_s_runs_and_picks_by_their_mean(tiny_env, tmp_path: Path):
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
     from ser.sweep.confirm import run_confirmation
     from ser.sweep.results import board_statistics, write_best
     from ser.sweep.trials import prepared_key

@@ -59,7 +59,7 @@ def test_event_reader_refuses_a_truncated_file(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_fused_folds_log_to_tensorboard_each_in_its_own_folder(tiny_cfg_factory, tmp_path: Path) -> None:
-    from ser.data.datamodule import prepare_data
+    from ser.data.prepared import prepare_data
     from ser.training.fused import train_folds_fused
 
     cfg = tiny_cfg_factory("trainer.tensorboard=true")

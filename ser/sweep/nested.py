@@ -25,8 +25,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from ser.config import ConfigError
-from ser.data.datamodule import prepare_data
 from ser.data.folds import holdout_fold, speaker_groups
+from ser.data.prepared import prepare_data
 from ser.report.metrics import mean_sd
 from ser.sweep.results import best_config
 from ser.sweep.spec import SweepPlan

@@ -24,8 +24,8 @@ from omegaconf import OmegaConf
 
 from ser.config import ConfigError
 from ser.config.errors import UserError
-from ser.data.datamodule import PreparedData, prepare_data
 from ser.data.paths import write_atomic
+from ser.data.prepared import PreparedData, prepare_data
 from ser.data.types import CorpusError
 from ser.sweep.progress import SweepProgress
 from ser.sweep.schedulers import build_scheduler, build_searcher
@@ -110,11 +110,11 @@ def prepare_shared(plan: SweepPlan, console) -> dict[str, PreparedData]:
 def cv_execution(plan: SweepPlan) -> list[str]:
     """How the trials of a CV sweep train their folds, per model family: fused into one model
     (ser.training.fused) or in lockstep threads, and why a family falls back."""
-    from ser.training.fused import decide
-
     folds = int(plan.sweep.cv.folds)
     if folds < 2:
         return []
+    from ser.training.fused import decide  # loads Lightning: only a CV sweep's driver needs it
+
     names = [plan.base.model.name]
     sampler, args = plan.space.get("model.name", (None, None))
     if sampler in ("choice", "grid"):

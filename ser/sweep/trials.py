@@ -31,13 +31,12 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from ser.config import MODEL_INPUTS, RootConfig, merge_into
-from ser.data.datamodule import PreparedData, prepare_data, resolve_feature_kind, serves_waveforms
 from ser.data.folds import parse_fold
 from ser.data.paths import write_atomic
+from ser.data.prepared import PreparedData, prepare_data, resolve_feature_kind, serves_waveforms
 from ser.data.views import needs_views
 from ser.sweep.schedulers import RungTracker
 from ser.sweep.spec import apply_params
-from ser.training.fit import fold_metrics
 from ser.training.result import FoldResult, write_metrics
 
 REPORTED = ("val/uar", "val/wa", "val/f1", "val/loss")  # the metrics a sweep may rank by (trainer.monitor)
@@ -324,6 +323,8 @@ def write_trial_metrics(
     execution: dict[str, Any] | None = None,
 ) -> None:
     """The trial's metrics.json: the `ser fit` schema, with `status` completed or error."""
+    from ser.training.fit import fold_metrics  # the trial's process: Lightning is loaded there already
+
     metrics = fold_metrics(
         cfg,
         data,

@@ -29,9 +29,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ser.config import DataConfig, merge_into, monitor_mode, parse_overrides, read_layers, to_yaml, validate
-from ser.data.datamodule import PreparedData, SERDataModule, TensorBatches, prepare_data
+from ser.data.datamodule import SERDataModule, TensorBatches
 from ser.data.dataset import LabelledDataset, build_dataset
 from ser.data.folds import parse_fold
+from ser.data.prepared import PreparedData, prepare_data
 from ser.data.types import Skipped
 from ser.inference.checkpoint import (
     CheckpointError,

@@ -20,9 +20,9 @@ from omegaconf import DictConfig
 
 from ser.config import monitor_mode, to_yaml
 from ser.config.errors import writing_to
-from ser.data.datamodule import PreparedData, prepare_data
 from ser.data.folds import parse_fold
 from ser.data.paths import check_output_dir
+from ser.data.prepared import PreparedData, prepare_data
 from ser.report.plots import plot_confusion, plot_curves
 from ser.report.tables import summary_table
 from ser.training.callbacks import EpochLines

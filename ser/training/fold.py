@@ -19,8 +19,9 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 
 from ser.config import ConfigError, monitor_mode
-from ser.data.datamodule import PreparedData, SERDataModule
+from ser.data.datamodule import SERDataModule
 from ser.data.folds import Fold
+from ser.data.prepared import PreparedData
 from ser.models.averaging import weight_averaging
 from ser.models.pipeline import build_classifier
 from ser.models.registry import count_parameters, get_spec

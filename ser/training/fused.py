@@ -38,7 +38,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim.swa_utils import AveragedModel, get_ema_avg_fn
 
 from ser.config import ConfigError, monitor_mode
-from ser.data.datamodule import PreparedData, SERDataModule
+from ser.data.datamodule import SERDataModule
+from ser.data.prepared import PreparedData
 from ser.models import CKPT_KEY
 from ser.models.classifier import TrainingDiverged, restore_rng_state, rng_state
 from ser.models.components.common import dropout_rates

@@ -24,9 +24,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ser.config import ConfigError, to_yaml
-from ser.data.datamodule import PreparedData, prepare_data
 from ser.data.folds import holdout_fold
 from ser.data.paths import cache_root
+from ser.data.prepared import PreparedData, prepare_data
 from ser.report.tables import summary_table
 from ser.training.fit import RunResult, make_run_dir, report_data, write_run
 from ser.training.fold import train_fold

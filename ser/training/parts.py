@@ -16,7 +16,8 @@ import numpy as np
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from ser.data.datamodule import PreparedData, SERDataModule
+from ser.data.datamodule import SERDataModule
+from ser.data.prepared import PreparedData
 from ser.models.pipeline import NetSource, build_classifier
 from ser.report.plots import plot_confusion
 

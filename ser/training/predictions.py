@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ser.data.datamodule import PreparedData
+from ser.data.prepared import PreparedData
 from ser.report.predictions import Predictions
 
 
