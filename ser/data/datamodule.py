@@ -1,8 +1,8 @@
-"""Corpus -> speaker fold -> cached features -> batches, with augmentation on the training split only.
+"""One speaker fold's batches from `PreparedData`, with augmentation on the training split only.
 
-`prepare_data` does the expensive, fold-independent work once (scan corpora, decode audio, compute
-features through the on-disk cache) and returns `PreparedData`, which every fold of a run and every trial
-of a sweep reuses. `SERDataModule` then only slices rows for its fold. Batches of the default path are
+`ser.data.prepared.prepare_data` does the expensive, fold-independent work once (scan corpora, decode
+audio, compute features through the on-disk cache); every fold of a run and every trial of a sweep reuses
+its `PreparedData`. `SERDataModule` then only slices rows for its fold. Batches of the default path are
 index slices into tensors already on the training device (no per-item Python work, no workers); only
 when the fold is larger than `data.device_max_mb` does it fall back to ordinary DataLoaders.
 """
@@ -22,9 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from ser.config import ConfigError
 from ser.data.folds import Fold, split_utterances
-from ser.data.prepared import (
-    PreparedData,
-)
+from ser.data.prepared import PreparedData
 from ser.data.types import CorpusError
 
 log = logging.getLogger(__name__)
