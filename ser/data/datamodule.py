@@ -9,7 +9,6 @@ when the fold is larger than `data.device_max_mb` does it fall back to ordinary 
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -24,8 +23,6 @@ from ser.config import ConfigError
 from ser.data.folds import Fold, split_utterances
 from ser.data.prepared import PreparedData
 from ser.data.types import CorpusError
-
-log = logging.getLogger(__name__)
 
 
 def balanced_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:

@@ -6,7 +6,6 @@ and hands it to the trials, never imports Lightning (seconds of start-up on a sm
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,8 +19,6 @@ from ser.data.folds import Fold, choose_held_out, group_folds, session_groups, s
 from ser.data.normalize import standardize_groups
 from ser.data.types import CorpusError, Skipped
 from ser.data.views import Layout, needs_views
-
-log = logging.getLogger(__name__)
 
 WAVE_AUGMENTS = ("noise_p", "shift_p", "speed_p", "pitch_p")
 
