@@ -269,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             f"halving {replay['sync_sha']:.2f}"
         )
         ratios["replay_random_order_epoch_fraction"] = (replay["random_mean"], "x")
+    else:
+        print("ASHA replay on FIFO's curves: skipped (a FIFO trial failed or has fewer than max_t epochs)")
     frac, rank = ratios["asha_epoch_fraction"][0], int(ratios["asha_best_rank_in_fifo"][0])
     print(
         f"target ASHA epochs <= 1/3 of FIFO's: {'met' if frac <= 1 / 3 else 'MISSED'} ({frac:.2f}); "

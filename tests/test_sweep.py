@@ -216,6 +216,9 @@ def test_smoke_sweep_asha_stops_and_failures_are_recorded(tiny_env, ray_session,
     # a completed trial always has its test score, in the ser fit schema
     trial_metrics = json.loads((Path(result["rows"][0]["path"]) / "metrics.json").read_text())
     assert trial_metrics["status"] == "completed" and trial_metrics["summary"]["test/uar"]["n"] == 1
+    # the per-epoch training state handed to Tune is kept outside the trial folders Ray copies to storage
+    # in the background (a state file deleted mid-copy failed the trial's next report)
+    assert not [p for r in result["rows"] for p in Path(r["path"]).glob("ser-trial-*")]
     # the best config runs with `ser fit --config`, and the best checkpoint is there
     best = load_config([out / "best_config.yaml"])
     assert best.optim.lr == pytest.approx(0.01) and best.trainer.max_epochs == 3

@@ -42,6 +42,14 @@ def _set_ray_env() -> None:
 
 MAX_VARIANT_COMBINATIONS = 64
 
+# Ray also copies a trial's folder to storage in the background, after its first report and then every
+# sync_period, while the trial goes on writing: a file renamed or deleted mid-copy (an atomic write's
+# temporary, a replaced best checkpoint) fails the trial at its next report with FileNotFoundError.
+# Checkpointed reports and the trial's end copy the folder anyway, so the periodic copies are turned
+# off; the one after the first report stays (Ray's clock starts there), which is why a trial keeps its
+# per-epoch training state outside the folder (ser.sweep.trials.run_trial).
+NO_BACKGROUND_SYNC_S = 10**9
+
 
 def _point(key: str, value: Any) -> dict[str, Any]:
     """Sampled params setting `key` (a conditional key with its condition met)."""
@@ -317,7 +325,9 @@ def run_sweep(
         storage_path=str(exp_dir.parent),
         callbacks=callbacks,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=int(plan.sweep.keep_checkpoints)),
-        sync_config=tune.SyncConfig(sync_artifacts=True),  # trial folders (checkpoints, metrics) to storage
+        # trial folders (metrics, fold outputs) reach storage at each checkpointed report and at the
+        # trial's end, while the trial waits for the copy (see NO_BACKGROUND_SYNC_S)
+        sync_config=tune.SyncConfig(sync_artifacts=True, sync_period=NO_BACKGROUND_SYNC_S),
         failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
         verbose=0,
     )

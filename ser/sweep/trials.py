@@ -299,7 +299,10 @@ def run_trial(
     data = prepared_for(cfg, prepared or {})
     write_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     folds = trial_folds(cfg, data, int(sweep.get("cv", {}).get("folds", 0)))
-    with tempfile.TemporaryDirectory(prefix="ser-trial-", dir=out) as scratch:
+    # the per-epoch training state is written, handed to Tune and deleted outside the trial folder: Ray
+    # copies that folder to storage in the background after a report, and a file deleted mid-copy
+    # failed the trial at its next report (FileNotFoundError from Ray's syncer)
+    with tempfile.TemporaryDirectory(prefix="ser-trial-") as scratch:
         resume = restored_checkpoints(Path(scratch))
         reporter = EpochReporter(folds, Path(scratch), rung=RungTracker.from_sweep(sweep))
         execution: dict[str, Any] = {}
