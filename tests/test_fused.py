@@ -142,7 +142,7 @@ def test_networks_without_a_fused_form_are_refused_by_name() -> None:
 
 # ---------------------------------------------------------------------------------------- decision
 def test_trainer_fused_chooses_the_path_and_says_why_a_family_falls_back(monkeypatch, tmp_path) -> None:
-    from ser.training import fused
+    from ser.training import fuse_decision as fused
 
     def cfg(*extra: str):
         return load_config(overrides=list(extra))

@@ -121,7 +121,7 @@ def cv_execution(plan: SweepPlan) -> list[str]:
     folds = int(plan.sweep.cv.folds)
     if folds < 2:
         return []
-    from ser.training.fused import decide  # loads Lightning: only a CV sweep's driver needs it
+    from ser.training.fuse_decision import decide
 
     names = [plan.base.model.name]
     sampler, args = plan.space.get("model.name", (None, None))

@@ -216,10 +216,12 @@ def train_folds_in_lockstep(
     execution: dict[str, Any] | None = None,
 ) -> list[FoldResult]:
     """The trial's folds in lockstep, reporting each epoch: fused into one model where `trainer.fused`
-    says so (ser.training.fused.decide), else every fold in its own thread through `train_fold`, meeting
-    at the reporter's barrier. `execution` (if given) receives the path taken and the fallback note."""
+    says so (ser.training.fuse_decision.decide), else every fold in its own thread through `train_fold`,
+    meeting at the reporter's barrier. `execution` (if given) receives the path taken and the fallback
+    note."""
     from ser.training.fold import train_fold
-    from ser.training.fused import decide, train_folds_fused
+    from ser.training.fuse_decision import decide
+    from ser.training.fused import train_folds_fused
 
     decision = decide(cfg, len(folds), resume)
     mode = decision.mode if decision.fused else ("threads" if len(folds) > 1 else "single")

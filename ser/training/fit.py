@@ -26,10 +26,11 @@ from ser.data.prepared import PreparedData, prepare_data
 from ser.report.plots import plot_confusion, plot_curves
 from ser.report.tables import summary_table
 from ser.training.callbacks import EpochLines
+from ser.training.devices import check_accelerator
 from ser.training.fold import train_fold
-from ser.training.fused import Decision, decide, train_folds_fused
+from ser.training.fuse_decision import Decision, decide
+from ser.training.fused import train_folds_fused
 from ser.training.result import FoldResult, run_metrics, total_confusion, write_metrics
-from ser.training.trainer import check_accelerator
 
 
 @dataclass

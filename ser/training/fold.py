@@ -151,7 +151,8 @@ def _train_ensemble_fold(
     save it as one ordinary checkpoint that every command loads."""
     import torch
 
-    from ser.training.fused import decide, train_seeds_fused
+    from ser.training.fuse_decision import decide
+    from ser.training.fused import train_seeds_fused
 
     count = int(cfg.model.ensemble)
     decision = decide(member_config(cfg, 0), count)

@@ -42,12 +42,13 @@ from ser.data.datamodule import SERDataModule
 from ser.data.prepared import PreparedData
 from ser.models import CKPT_KEY
 from ser.models.classifier import TrainingDiverged, restore_rng_state, rng_state
-from ser.models.components.common import dropout_rates
 from ser.models.fused import NotFusable, check_fusable, fused_forward
 from ser.models.optim import build_optimizer
 from ser.models.registry import count_parameters
 from ser.models.schedules import build_scheduler
 from ser.training.callbacks import HISTORY_KEY, EpochHook
+from ser.training.devices import resolve_device
+from ser.training.fuse_decision import FUSED_STATE, fused_refusal
 from ser.training.parts import (
     BEST,
     build_fold_model,
@@ -57,115 +58,8 @@ from ser.training.parts import (
     write_test_predictions,
 )
 from ser.training.result import FoldResult, Selection, best_of
-from ser.training.trainer import check_accelerator
 
 log = logging.getLogger(__name__)
-
-FUSED_STATE = "ser_fused"  # resume-state entry: written by a fused run, resumed only by one
-FUSABLE = ("emotion_detector", "emotion_detector2", "sentan", "feature_mlp", "cnn_lstm")
-NOT_FUSABLE = {"svm": "the SVM is a scikit-learn fit, not a torch network"}
-# Where `trainer.fused=auto` fuses. On 2 CPU cores bench/fused.py measured fused K=6 no faster than the
-# lockstep threads (README, Performance), so auto fuses on accelerators only.
-AUTO_DEVICES = ("cuda", "mps")
-
-
-# ------------------------------------------------------------------------------------ the decision
-def resolve_device(cfg: DictConfig) -> torch.device:
-    """The one device a fused run trains on, as Lightning's accelerator choice would pick it."""
-    accelerator = str(cfg.trainer.accelerator)
-    check_accelerator(accelerator)
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", 0)
-    if accelerator == "mps" or (accelerator == "auto" and torch.backends.mps.is_available()):
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def fused_refusal(cfg: DictConfig) -> str | None:
-    """Why `cfg`'s models cannot train fused (one line), or None when they can."""
-    family = str(cfg.model.name)
-    if family in NOT_FUSABLE:
-        return f"model '{family}' does not fuse: {NOT_FUSABLE[family]}"
-    if family not in FUSABLE:
-        return f"model '{family}' has no fused form"
-    if family == "cnn_lstm" and int(cfg.model.lstm_layers) > 1 and dropout_rates(cfg.model)[0] > 0:
-        return (
-            "dropout between cnn_lstm's stacked LSTM layers draws from torch's global generator, so the "
-            "models of one process cannot each draw what they would alone (model.lstm_layers=1 or "
-            "model.dropout=none|classifier fuses)"
-        )
-    if str(cfg.model.get("fusion", "none")) != "none" or float(cfg.model.get("adversary_weight", 0)) > 0:
-        return "model.fusion / model.adversary_weight (multi-view networks have no fused form)"
-    if int(cfg.model.get("ensemble", 1)) > 1:
-        return "model.ensemble > 1 (each fold's members train fused by seed instead, see model.ensemble)"
-    if str(cfg.trainer.precision) != "32-true":
-        return f"trainer.precision={cfg.trainer.precision} (the fused loop trains in 32-true only)"
-    if cfg.trainer.compile:
-        return "trainer.compile=true (a compiled network has no fused form)"
-    devices = str(cfg.trainer.devices)
-    if devices.isdigit() and int(devices) > 1:
-        return f"trainer.devices={devices} (a fused run uses one device)"
-    return None
-
-
-@dataclass(frozen=True)
-class Decision:
-    """How K models train: one loop for all of them (this module) or one Lightning loop each; in the one
-    loop, their networks fused into one (a GPU) or run one after another in lockstep (a CPU)."""
-
-    fused: bool
-    fuse_network: bool = True
-    note: str | None = None  # one line saying why the one loop is not used where it was asked for
-
-    @property
-    def mode(self) -> str:
-        if not self.fused:
-            return "per-model"
-        return "fused" if self.fuse_network else "lockstep"
-
-
-def decide(
-    cfg: DictConfig,
-    n_models: int,
-    resume: Mapping[int, Path] | None = None,
-    device_type: str | None = None,
-) -> Decision:
-    """How to train these `n_models` models (folds or seeds of `cfg`). `trainer.fused`: auto (networks
-    fused on a GPU; on a CPU, where fusing measured slower, the same one loop runs them one after another),
-    always (fused wherever the family fuses) or never (one Lightning loop per model). A resumed run goes
-    on along the path that wrote its states. `device_type`: where the models will train, when not here
-    (a sweep driver asking for its trials)."""
-    mode = str(cfg.trainer.fused)
-    device = device_type or resolve_device(cfg).type
-    fuse_network = mode == "always" or device in AUTO_DEVICES
-    if resume:
-        written_fused = [is_fused_state(p) for p in resume.values()]
-        if any(written_fused) != all(written_fused):
-            raise ConfigError("invalid resume states: some were written by a fused run and some were not")
-        if all(written_fused):
-            note = "resuming the fused run that wrote these states" if mode == "never" else None
-            return Decision(True, fuse_network, note)
-        if mode == "always":
-            return Decision(
-                False, note="resuming states written by the per-model loop; training goes on there"
-            )
-        return Decision(False)
-    if mode == "never" or n_models < 2:
-        return Decision(False)
-    refusal = fused_refusal(cfg)
-    if refusal is not None:
-        return Decision(
-            False, note=f"not fused: {refusal}; its {n_models} models train one Lightning loop each"
-        )
-    return Decision(True, fuse_network)
-
-
-def is_fused_state(path: str | Path) -> bool:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - a file the fused loop cannot read is not one it wrote
-        return False
-    return isinstance(state, dict) and FUSED_STATE in state
 
 
 # -------------------------------------------------------------------------------------- one member

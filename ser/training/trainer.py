@@ -13,7 +13,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
-from ser.config import ConfigError
+from ser.training.devices import check_accelerator
 
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
@@ -31,19 +31,6 @@ class Distributed:
     plugins: list[Any] = field(default_factory=list)
     accelerator: str = "cpu"
     prepare: Callable[[L.Trainer], L.Trainer] | None = None  # e.g. ray.train.lightning.prepare_trainer
-
-
-def check_accelerator(accelerator: str) -> None:
-    """A GPU asked for where none is visible is a config error, not a Lightning traceback."""
-    import torch
-
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"invalid config key 'trainer.accelerator': {accelerator!r} but no CUDA GPU is visible to torch "
-            f"(torch {torch.__version__}); use trainer.accelerator=auto or cpu"
-        )
-    if accelerator == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("invalid config key 'trainer.accelerator': 'mps' but no Apple GPU is available")
 
 
 def make_trainer(
