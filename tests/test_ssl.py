@@ -377,10 +377,12 @@ def test_trials_share_states_only_for_the_same_encoder_mode_and_pooled_form(ssl_
 def test_shipped_ssl_sweeps_without_weights_stop_at_once_saying_how_to_get_them(
     tiny_env, tmp_path: Path, monkeypatch, capsys
 ) -> None:
+    import ray
     from huggingface_hub import constants
 
     from ser.cli.sweep import main
 
+    ray_was_running = ray.is_initialized()  # another test's session, in this worker
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     for name in ("ssl_head", "ssl_finetune"):
@@ -398,6 +400,7 @@ def test_shipped_ssl_sweeps_without_weights_stop_at_once_saying_how_to_get_them(
         assert code == 2 and len(err) == 1, err
         assert "hf download facebook/wav2vec2-base --local-dir DIR" in err[0]
         assert "model.encoder=DIR" in err[0]
+        assert ray.is_initialized() == ray_was_running  # refused before Ray starts (seconds here)
 
 
 # ----------------------------------------------------------------------------------- sweeps with Ray

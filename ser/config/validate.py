@@ -153,6 +153,13 @@ def validate(cfg: DictConfig) -> None:
     _check_layer(cfg.model.layer)
     if MODEL_INPUTS.get(cfg.model.name) == "pretrained":
         _check_pretrained(cfg)
+    if MODEL_INPUTS.get(cfg.model.name) == "vector" and int(cfg.data.features.deltas) != 0:
+        # refused here, not after minutes of feature extraction when the model is built
+        fail(
+            "data.features.deltas",
+            f"time derivatives need a spectrogram feature (logmel or mfcc); model '{cfg.model.name}' "
+            "takes a vector per clip",
+        )
     _check_run_name(cfg.trainer.run_name)
     _check_views(cfg)
     if str(cfg.trainer.devices) != "auto" and not str(cfg.trainer.devices).lstrip("-").isdigit():

@@ -273,6 +273,23 @@ def _check_can_start(plan: SweepPlan, exp_dir: Path, resume: bool) -> None:
         )
 
 
+def _check_encoder(plan: SweepPlan) -> None:
+    """The base config's pretrained encoder is found (a folder, a file, the hub cache) before Ray starts,
+    so a sweep without its weights stops at once with the line saying how to get them. A sweep that
+    searches the encoder or the family is checked where its trials' features are prepared instead."""
+    model = plan.base.model
+    uses = str(model.name) == "ssl" or (str(model.fusion) != "none" and str(model.fusion_view) == "encoder")
+    searched = set()
+    for key in plan.space:  # "model.name=ssl::model.layer" searches both keys
+        condition, _, sub = key.rpartition(COND_SEP)
+        searched |= {sub, condition.split("=", 1)[0]} if condition else {key}
+    if not uses or not model.encoder or searched & {"model.name", "model.encoder", "model.fusion_view"}:
+        return
+    from ser.data.encoders.source import resolve_encoder
+
+    resolve_encoder(str(model.encoder), model.encoder_revision, plan.base.data.features.cache_dir)
+
+
 def run_sweep(
     plan: SweepPlan,
     resume: bool = False,
@@ -288,6 +305,7 @@ def run_sweep(
     console = console or Console(stderr=True)
     exp_dir = experiment_dir(plan)
     _check_can_start(plan, exp_dir, resume)  # before Ray is imported: a wrong name or --resume fails at once
+    _check_encoder(plan)  # a missing pretrained encoder, too (Ray's start-up is seconds here)
     _set_ray_env()
     from ray import tune
 
