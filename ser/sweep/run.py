@@ -279,10 +279,7 @@ def _check_encoder(plan: SweepPlan) -> None:
     searches the encoder or the family is checked where its trials' features are prepared instead."""
     model = plan.base.model
     uses = str(model.name) == "ssl" or (str(model.fusion) != "none" and str(model.fusion_view) == "encoder")
-    searched = set()
-    for key in plan.space:  # "model.name=ssl::model.layer" searches both keys
-        condition, _, sub = key.rpartition(COND_SEP)
-        searched |= {sub, condition.split("=", 1)[0]} if condition else {key}
+    searched = set(plan.searched_keys)
     if not uses or not model.encoder or searched & {"model.name", "model.encoder", "model.fusion_view"}:
         return
     from ser.data.encoders.source import resolve_encoder
