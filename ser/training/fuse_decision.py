@@ -53,8 +53,8 @@ def fused_refusal(cfg: DictConfig) -> str | None:
 
 @dataclass(frozen=True)
 class Decision:
-    """How K models train: one loop for all of them (this module) or one Lightning loop each; in the one
-    loop, their networks fused into one (a GPU) or run one after another in lockstep (a CPU)."""
+    """How K models train: one loop for all of them (ser.training.fused) or one Lightning loop each; in
+    the one loop, their networks fused into one (a GPU) or run one after another in lockstep (a CPU)."""
 
     fused: bool
     fuse_network: bool = True
